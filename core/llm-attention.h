@@ -1,0 +1,28 @@
+/* LLMasOS - causal grouped-query attention on the CPU.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/**
+ * llm_attention_causal:
+ * @out: [n_q][n_heads * head_dim] output
+ * @q: [n_q][n_heads * head_dim] queries; query i is at position q_pos0 + i
+ * @k: keys, position p at k + p * kv_stride, [n_kv_heads * head_dim] each
+ * @v: values, same layout as @k
+ * @n_q: number of query positions
+ * @q_pos0: absolute position of the first query
+ * @n_heads: query heads; @n_kv_heads must divide it (GQA: query head h
+ *   uses KV head h / (n_heads / n_kv_heads))
+ * @kv_stride: floats between consecutive positions in @k and @v
+ * @scratch: at least (q_pos0 + n_q) floats
+ *
+ * Query i attends to positions 0 .. q_pos0 + i with scale 1/sqrt(head_dim).
+ */
+void llm_attention_causal (float *out, const float *q, const float *k,
+    const float *v, guint n_q, guint q_pos0, guint n_heads, guint n_kv_heads,
+    guint head_dim, gsize kv_stride, float *scratch);
+
+G_END_DECLS

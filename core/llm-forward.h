@@ -1,0 +1,44 @@
+/* LLMasOS - the Llama-family forward pass on the CPU backend.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+#include "llm-model-file.h"
+
+G_BEGIN_DECLS
+
+/* The key/value cache of one sequence (F32). */
+typedef struct _LlmKvCache LlmKvCache;
+
+/* @n_ctx positions; LLM_ERROR_NO_MEMORY naming the size if it cannot be
+ * allocated. */
+LlmKvCache *llm_kv_cache_new (const LlmHParams * hp, guint n_ctx,
+    GError ** error);
+void llm_kv_cache_free (LlmKvCache * kv);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LlmKvCache, llm_kv_cache_free)
+guint llm_kv_cache_n_ctx (const LlmKvCache * kv);
+/* Positions filled so far (the next token goes at this position). */
+guint llm_kv_cache_len (const LlmKvCache * kv);
+/* Forgets everything after the first @len positions. */
+void llm_kv_cache_truncate (LlmKvCache * kv, guint len);
+
+/* Scratch buffers and settings of one thread of computation over a model;
+ * several may share one LlmModelFile (weights are read-only). */
+typedef struct _LlmCompute LlmCompute;
+
+/* @n_threads 0 means one per core. */
+LlmCompute *llm_compute_new (const LlmModelFile * mf, guint n_threads);
+void llm_compute_free (LlmCompute * c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LlmCompute, llm_compute_free)
+
+/* Runs @n tokens at positions len(kv) .. len(kv)+n-1, appending their keys
+ * and values to @kv, and writes the final-normalised hidden state of the
+ * last token to @hidden_out (dim floats). LLM_ERROR_CONTEXT_FULL if they do
+ * not fit, LLM_ERROR_INPUT for an id outside the vocabulary. */
+gboolean llm_compute_forward (LlmCompute * c, LlmKvCache * kv,
+    const gint32 * tokens, guint n, float *hidden_out, GError ** error);
+/* Output head: logits (n_vocab floats) from a final hidden state. */
+void llm_compute_logits (LlmCompute * c, const float *hidden,
+    float *logits_out);
+
+G_END_DECLS
