@@ -25,4 +25,19 @@ void llm_attention_causal (float *out, const float *q, const float *k,
     const float *v, guint n_q, guint q_pos0, guint n_heads, guint n_kv_heads,
     guint head_dim, gsize kv_stride, float *scratch);
 
+/**
+ * llm_attention_causal_strided:
+ * @out_stride: floats between the outputs of consecutive queries
+ * @q_stride: floats between consecutive queries
+ *
+ * llm_attention_causal() on rows that are part of wider ones, so that a
+ * caller can hand a subset of the heads (a group of KV heads with their
+ * query heads) to each thread: pass @q, @k, @v and @out offset to the first
+ * head of the subset, and @n_heads, @n_kv_heads of the subset.
+ */
+void llm_attention_causal_strided (float *out, gsize out_stride,
+    const float *q, gsize q_stride, const float *k, const float *v,
+    gsize kv_stride, guint n_q, guint q_pos0, guint n_heads,
+    guint n_kv_heads, guint head_dim, float *scratch);
+
 G_END_DECLS

@@ -17,13 +17,16 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (LlmDetok, llm_detok_free)
 
 /* Start of a sequence. @strip_leading_space: the sequence has no text before
  * the first token fed (an empty prompt), so a leading space is dropped as
- * SentencePiece decoding does. */
+ * SentencePiece decoding does (only for SPM vocabularies that put '▁' in
+ * front of the text; byte-level ones keep every space). */
 void llm_detok_reset (LlmDetok * d, gboolean strip_leading_space);
 
 /* Feeds one token and appends to @out the text that is now complete: never
- * half a UTF-8 character, never text that may still turn into a stop string.
+ * half a UTF-8 character (an invalid sequence becomes U+FFFD), never text
+ * that may still turn into a stop string. Control tokens add nothing.
  * Returns TRUE when a stop string has been reached: @out then ends just
- * before it, and later tokens are ignored until the next reset. */
+ * before it, and later tokens are ignored (and return TRUE) until the next
+ * reset. */
 gboolean llm_detok_push (LlmDetok * d, gint32 id, GString * out);
 
 /* End of sequence: appends what was held back (an incomplete character

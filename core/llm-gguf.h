@@ -26,10 +26,15 @@ typedef enum {
 
 /* Metadata values are GVariants of these types:
  * UINT8 'y', INT8 'n' (widened), UINT16 'q', INT16 'n', UINT32 'u',
- * INT32 'i', FLOAT32 'd' (widened), BOOL 'b', STRING 's' (bytes as stored,
- * checked to be valid UTF-8 ... or 'ay' if not), UINT64 't', INT64 'x',
- * FLOAT64 'd'; ARRAY 'a<elem>' of those, arrays of arrays 'av'. The original
- * GGUF type of every value is kept beside it (llm_gguf_kv_type). */
+ * INT32 'i', FLOAT32 'd' (widened), BOOL 'b' (any non-zero byte is TRUE),
+ * STRING 's' when the bytes are valid UTF-8 without NUL bytes, else the
+ * bytes as stored as 'ay' (nothing is replaced or lost), UINT64 't',
+ * INT64 'x', FLOAT64 'd'; ARRAY 'a<elem>' of those: an array of strings is
+ * 'as', or 'aay' as a whole if any of its strings is not valid UTF-8, so
+ * that all elements have one type. Arrays of arrays are 'av', each 'v'
+ * holding the inner array as above (nested up to 16 levels). The original
+ * GGUF type of every value is kept beside it (llm_gguf_kv_type, and
+ * llm_gguf_kv_array_type for a top-level array's elements). */
 
 typedef struct _LlmGguf LlmGguf;
 
@@ -69,6 +74,10 @@ guint llm_gguf_n_tensors (const LlmGguf * gguf);
 const LlmTensor *llm_gguf_tensor (const LlmGguf * gguf, guint i);
 const LlmTensor *llm_gguf_find_tensor (const LlmGguf * gguf,
     const gchar * name);
+/* The name given at open (the path), for messages. */
+const gchar *llm_gguf_name (const LlmGguf * gguf);
+/* File offset of the tensor data section. */
+guint64 llm_gguf_data_offset (const LlmGguf * gguf);
 
 /* Writer: collects metadata and tensors, writes GGUF v3 with 32-byte
  * alignment (or general.alignment if set). */
@@ -78,7 +87,13 @@ LlmGgufWriter *llm_gguf_writer_new (void);
 void llm_gguf_writer_free (LlmGgufWriter * w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LlmGgufWriter, llm_gguf_writer_free)
 /* @value of the GVariant type listed above for @type (floating refs sunk);
- * for ARRAY, @elem_type gives the element type. */
+ * for ARRAY, @elem_type gives the element type; STRING takes 's' or 'ay'.
+ * For arrays of arrays ('av') the inner element types follow from the
+ * inner GVariant types: 'y' UINT8, 'n' INT16, 'q' UINT16, 'u' UINT32,
+ * 'i' INT32, 'd' FLOAT64, 'b' BOOL, 't' UINT64, 'x' INT64, 's'/'ay'
+ * STRING, 'v' ARRAY (so int8 and float32 inside nested arrays come back
+ * widened; their values are kept). A value that does not fit @type is a
+ * programming error (g_critical). Adding a key again replaces its value. */
 void llm_gguf_writer_add_kv (LlmGgufWriter * w, const gchar * key,
     LlmGgufType type, LlmGgufType elem_type, GVariant * value);
 void llm_gguf_writer_add_uint32 (LlmGgufWriter * w, const gchar * key,
@@ -101,7 +116,20 @@ void llm_gguf_writer_add_int32_array (LlmGgufWriter * w, const gchar * key,
 gboolean llm_gguf_writer_add_tensor (LlmGgufWriter * w, const gchar * name,
     LlmDType dtype, guint n_dims, const guint64 * ne, GBytes * data,
     GError ** error);
+/* Fills @dst with the @nbytes bytes of one tensor, at write time. */
+typedef gboolean (*LlmGgufTensorFillFunc) (guint8 * dst, guint64 nbytes,
+    gpointer user_data, GError ** error);
+/* Like llm_gguf_writer_add_tensor, but the data is produced by @fill while
+ * the file is written, one tensor in memory at a time. @destroy is called
+ * on @user_data when the writer is freed (or at once on error). */
+gboolean llm_gguf_writer_add_tensor_func (LlmGgufWriter * w,
+    const gchar * name, LlmDType dtype, guint n_dims, const guint64 * ne,
+    LlmGgufTensorFillFunc fill, gpointer user_data, GDestroyNotify destroy,
+    GError ** error);
+/* Writes to @path + ".partial", then renames it to @path. */
 gboolean llm_gguf_writer_write (LlmGgufWriter * w, const gchar * path,
     GError ** error);
+/* The whole file in memory (tests, small files). */
+GBytes *llm_gguf_writer_to_bytes (LlmGgufWriter * w, GError ** error);
 
 G_END_DECLS

@@ -62,10 +62,27 @@ void llm_vocab_free (LlmVocab * vocab);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LlmVocab, llm_vocab_free)
 
 /* Text -> ids. @text must be valid UTF-8 (else LLM_ERROR_INPUT saying at
- * which byte offset). @add_special: prepend BOS / append EOS as the vocab
- * says. Returns a GArray of gint32. */
+ * which byte offset); NUL bytes within @len are characters like any other.
+ * @add_special: prepend BOS / append EOS as the vocab says. Added tokens
+ * written out in the text ("<s>", "<|im_start|>") become their ids, as
+ * Hugging Face tokenizers does by default. Returns a GArray of gint32. */
 GArray *llm_vocab_encode (const LlmVocab * vocab, const gchar * text,
     gssize len, gboolean add_special, GError ** error);
+
+typedef enum {
+  LLM_ENCODE_ADD_SPECIAL = 1 << 0,      /* prepend BOS / append EOS */
+  LLM_ENCODE_PARSE_SPECIAL = 1 << 1,    /* control tokens written in the
+                                         * text become their ids; without
+                                         * it only user-defined added tokens
+                                         * do, and "<s>" is plain text */
+} LlmEncodeFlags;
+
+/* llm_vocab_encode with every choice spelled out. */
+GArray *llm_vocab_encode_full (const LlmVocab * vocab, const gchar * text,
+    gssize len, LlmEncodeFlags flags, GError ** error);
+
+/* The id of the token whose piece is exactly @piece, or -1. */
+gint32 llm_vocab_find (const LlmVocab * vocab, const gchar * piece);
 
 /* The bytes one token stands for in decoded text: SPM '▁' -> ' ', byte
  * tokens <0xNN> -> that byte, control/unknown/unused -> "" (length 0);
@@ -81,5 +98,72 @@ gchar *llm_vocab_decode (const LlmVocab * vocab, const gint32 * ids,
 
 /* TRUE for control tokens (BOS, EOS, ...) that produce no text. */
 gboolean llm_vocab_is_control (const LlmVocab * vocab, gint32 id);
+
+/* < private > The rest is shared between core/llm-vocab*.c,
+ * core/llm-tokenize-*.c and core/llm-detok.c; not for other callers. */
+
+/* What a run of bytes starts with, for streaming UTF-8 decoding. */
+typedef enum {
+  LLM_UTF8_CHAR,                /* a whole valid character */
+  LLM_UTF8_INCOMPLETE,          /* a valid prefix cut short by the end */
+  LLM_UTF8_INVALID,             /* an invalid maximal subpart: one U+FFFD */
+} LlmUtf8Status;
+
+G_GNUC_INTERNAL LlmUtf8Status llm_utf8_next (const guint8 * p, gsize n,
+    gsize * len);
+G_GNUC_INTERNAL void llm_utf8_append_lossy (GString * out, const guint8 * p,
+    gsize n);
+
+/* Tables built once per vocabulary. */
+G_GNUC_INTERNAL gint32 llm_vocab_lookup (const LlmVocab * vocab,
+    const gchar * piece, gsize len);
+G_GNUC_INTERNAL gint32 llm_vocab_byte_token (const LlmVocab * vocab,
+    guint8 byte);
+G_GNUC_INTERNAL gboolean llm_vocab_has_merges (const LlmVocab * vocab);
+G_GNUC_INTERNAL gboolean llm_vocab_fuse_unk (const LlmVocab * vocab);
+G_GNUC_INTERNAL gboolean llm_vocab_ignore_merges (const LlmVocab * vocab);
+G_GNUC_INTERNAL gboolean llm_vocab_use_regex (const LlmVocab * vocab);
+/* BPE by merge rank over @n symbol ids, in place; returns the new count. */
+G_GNUC_INTERNAL guint llm_vocab_bpe_merge (const LlmVocab * vocab,
+    gint32 * ids, guint n);
+
+/* How SPM normalization puts '▁' in front of a text segment. */
+typedef enum {
+  LLM_SPM_PREPEND_NEVER,
+  LLM_SPM_PREPEND_ALWAYS,       /* every segment between added tokens */
+  LLM_SPM_PREPEND_FIRST,        /* only a segment at the start of the text */
+} LlmSpmPrepend;
+
+G_GNUC_INTERNAL LlmSpmPrepend llm_vocab_spm_prepend (const LlmVocab * vocab,
+    gboolean * unless_present, gboolean * split_words);
+
+/* Building a vocabulary: alloc, fill pieces, types, scores (NULL: derived
+ * from merge ranks), merges (NULL: unknown, SPM then merges by score) and
+ * the special ids, then finish() checks it, builds the tables and the
+ * fingerprint. @merge_split: offset of the separating space of each merge,
+ * or NULL to split at the first space after the first byte. @source names
+ * the input in error messages. */
+G_GNUC_INTERNAL LlmVocab *llm_vocab_alloc (LlmVocabKind kind,
+    guint n_tokens);
+G_GNUC_INTERNAL void llm_vocab_set_spm_prepend (LlmVocab * vocab,
+    LlmSpmPrepend prepend, gboolean unless_present);
+G_GNUC_INTERNAL void llm_vocab_set_options (LlmVocab * vocab,
+    gboolean fuse_unk, gboolean ignore_merges, gboolean use_regex,
+    gboolean split_words);
+G_GNUC_INTERNAL gboolean llm_vocab_piece_is_byte (const gchar * piece);
+G_GNUC_INTERNAL gboolean llm_vocab_finish (LlmVocab * vocab,
+    const gchar * source, const guint * merge_split, GError ** error);
+
+/* The algorithms, one file per kind; @seg is one segment of text between
+ * added tokens, @at_start: it begins the text. */
+G_GNUC_INTERNAL gboolean llm_tokenize_spm (const LlmVocab * vocab,
+    const gchar * seg, gsize len, gboolean at_start, GArray * ids,
+    GError ** error);
+G_GNUC_INTERNAL gboolean llm_tokenize_gpt2 (const LlmVocab * vocab,
+    const gchar * seg, gsize len, GArray * ids, GError ** error);
+G_GNUC_INTERNAL gsize llm_gpt2_piece_bytes (const gchar * piece,
+    guint8 * buf, gsize size);
+G_GNUC_INTERNAL void llm_gpt2_byte_to_unicode (GString * out,
+    const guint8 * bytes, gsize n);
 
 G_END_DECLS

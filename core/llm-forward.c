@@ -1,0 +1,350 @@
+/* LLMasOS - the Llama-family forward pass on the CPU backend.
+ *
+ * One pass per block of tokens, the way llama2.c's forward() reads, with
+ * every matrix product done for all the tokens of the block while the
+ * weights are in cache:
+ *
+ *   x = embedding[token]
+ *   for each layer:
+ *     xb = rmsnorm(x) * attn_norm
+ *     q, k, v = wq xb, wk xb, wv xb;  rope(q), rope(k);  cache k, v
+ *     x += wo attention(q, cached k, cached v)
+ *     xb = rmsnorm(x) * ffn_norm
+ *     x += w_down (silu(w_gate xb) * (w_up xb))
+ *   hidden = rmsnorm(x) * out_norm
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "llm-forward.h"
+
+#include <string.h>
+
+#include "llm-attention.h"
+#include "llm-cpu-ops.h"
+#include "llm-error.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Tokens per pass over the weights during prefill; longer inputs run as
+ * several blocks, each attending to the cache the previous ones filled. */
+#define LLM_PREFILL_BLOCK 64
+
+/* Score-and-sum work (heads x keys x head_dim x queries) from which the
+ * attention of one block is spread over threads. */
+#define LLM_ATTENTION_PARALLEL_MIN_WORK (1u << 16)
+
+struct _LlmKvCache
+{
+  guint n_layers;               /* layers of the model it was made for */
+  guint kv_dim;                 /* n_kv_heads * head_dim floats per position */
+  guint n_ctx;                  /* positions it can hold */
+  guint len;                    /* positions filled */
+  float *k;                     /* keys, [n_layers][n_ctx][kv_dim] */
+  float *v;                     /* values, same layout */
+};
+
+struct _LlmCompute
+{
+  const LlmModelFile *mf;       /* weights, not owned */
+  LlmHParams hp;                /* copy of mf->hp */
+  guint n_threads;              /* threads for matrix products */
+  guint q_dim;                  /* n_heads * head_dim */
+  guint kv_dim;                 /* n_kv_heads * head_dim */
+
+  /* Activations of one block of up to LLM_PREFILL_BLOCK tokens. */
+  float *x;                     /* residual stream, [block][dim] */
+  float *xb;                    /* normalised input / branch output, [block][dim] */
+  float *q;                     /* queries, [block][q_dim] */
+  float *att;                   /* attention output, [block][q_dim] */
+  float *hb;                    /* SwiGLU gate, then its product, [block][ffn_dim] */
+  float *hb2;                   /* SwiGLU up projection, [block][ffn_dim] */
+  float *rope_cos;              /* RoPE table per token, [block][head_dim/2] */
+  float *rope_sin;              /* [block][head_dim/2] */
+
+  /* Attention scores: n_threads rows of scores_len floats, grown to the
+   * largest cache seen. */
+  float *scores;
+  gsize scores_len;
+};
+
+LlmKvCache *
+llm_kv_cache_new (const LlmHParams * hp, guint n_ctx, GError ** error)
+{
+  LlmKvCache *kv;
+  guint64 n_floats;
+
+  g_return_val_if_fail (hp != NULL, NULL);
+  g_return_val_if_fail (n_ctx > 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  kv = g_new0 (LlmKvCache, 1);
+  kv->n_layers = hp->n_layers;
+  kv->kv_dim = hp->n_kv_heads * hp->head_dim;
+  kv->n_ctx = n_ctx;
+  n_floats = (guint64) kv->n_layers * n_ctx * kv->kv_dim;
+
+  if (n_floats > G_MAXSIZE / sizeof (float) / 2
+      || (kv->k = g_try_malloc (n_floats * sizeof (float))) == NULL
+      || (kv->v = g_try_malloc (n_floats * sizeof (float))) == NULL) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_NO_MEMORY,
+        "cannot allocate a KV cache of %u positions: %" G_GUINT64_FORMAT
+        " bytes (%u layers x %u floats per position, keys and values)",
+        n_ctx, n_floats * 2 * sizeof (float), kv->n_layers, kv->kv_dim);
+    llm_kv_cache_free (kv);
+    return NULL;
+  }
+  return kv;
+}
+
+void
+llm_kv_cache_free (LlmKvCache * kv)
+{
+  if (kv == NULL)
+    return;
+  g_free (kv->k);
+  g_free (kv->v);
+  g_free (kv);
+}
+
+guint
+llm_kv_cache_n_ctx (const LlmKvCache * kv)
+{
+  g_return_val_if_fail (kv != NULL, 0);
+  return kv->n_ctx;
+}
+
+guint
+llm_kv_cache_len (const LlmKvCache * kv)
+{
+  g_return_val_if_fail (kv != NULL, 0);
+  return kv->len;
+}
+
+void
+llm_kv_cache_truncate (LlmKvCache * kv, guint len)
+{
+  g_return_if_fail (kv != NULL);
+  kv->len = MIN (kv->len, len);
+}
+
+LlmCompute *
+llm_compute_new (const LlmModelFile * mf, guint n_threads)
+{
+  LlmCompute *c;
+  const LlmHParams *hp;
+  gsize b = LLM_PREFILL_BLOCK;
+
+  g_return_val_if_fail (mf != NULL, NULL);
+
+  hp = &mf->hp;
+  c = g_new0 (LlmCompute, 1);
+  c->mf = mf;
+  c->hp = *hp;
+  c->n_threads = n_threads ? n_threads : g_get_num_processors ();
+  c->q_dim = hp->n_heads * hp->head_dim;
+  c->kv_dim = hp->n_kv_heads * hp->head_dim;
+
+  c->x = g_new (float, b * hp->dim);
+  c->xb = g_new (float, b * hp->dim);
+  c->q = g_new (float, b * c->q_dim);
+  c->att = g_new (float, b * c->q_dim);
+  c->hb = g_new (float, b * hp->ffn_dim);
+  c->hb2 = g_new (float, b * hp->ffn_dim);
+  c->rope_cos = g_new (float, b * MAX (hp->head_dim / 2, 1));
+  c->rope_sin = g_new (float, b * MAX (hp->head_dim / 2, 1));
+  return c;
+}
+
+void
+llm_compute_free (LlmCompute * c)
+{
+  if (c == NULL)
+    return;
+  g_free (c->x);
+  g_free (c->xb);
+  g_free (c->q);
+  g_free (c->att);
+  g_free (c->hb);
+  g_free (c->hb2);
+  g_free (c->rope_cos);
+  g_free (c->rope_sin);
+  g_free (c->scores);
+  g_free (c);
+}
+
+/* Makes room for attention scores over @n_ctx positions on every thread. */
+static gboolean
+ensure_scores (LlmCompute * c, guint n_ctx, GError ** error)
+{
+  gsize n;
+  float *s;
+
+  if (c->scores != NULL && c->scores_len >= n_ctx)
+    return TRUE;
+  n = (gsize) n_ctx *c->n_threads;
+  s = g_try_renew (float, c->scores, n);
+  if (s == NULL) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_NO_MEMORY,
+        "cannot allocate %" G_GSIZE_FORMAT
+        " bytes of attention scores", n * sizeof (float));
+    return FALSE;
+  }
+  c->scores = s;
+  c->scores_len = n_ctx;
+  return TRUE;
+}
+
+/* Attention of the @n queries of a block at @pos0 over layer @l of @kv. */
+static void
+attention_block (LlmCompute * c, const LlmKvCache * kv, guint l, guint pos0,
+    guint n)
+{
+  const LlmHParams *hp = &c->hp;
+  const float *k = kv->k + (gsize) l * kv->n_ctx * kv->kv_dim;
+  const float *v = kv->v + (gsize) l * kv->n_ctx * kv->kv_dim;
+  guint64 work = (guint64) hp->n_heads * (pos0 + n) * hp->head_dim * n;
+  guint nt = 1;
+
+#ifdef _OPENMP
+  if (c->n_threads > 1 && hp->n_kv_heads > 1
+      && work >= LLM_ATTENTION_PARALLEL_MIN_WORK)
+    nt = MIN (c->n_threads, hp->n_kv_heads);
+#endif
+
+  if (nt <= 1) {
+    llm_attention_causal (c->att, c->q, k, v, n, pos0, hp->n_heads,
+        hp->n_kv_heads, hp->head_dim, kv->kv_dim, c->scores);
+    return;
+  }
+#ifdef _OPENMP
+  /* Each thread takes whole KV heads with the query heads that read them. */
+#pragma omp parallel num_threads(nt)
+  {
+    guint ith = omp_get_thread_num (), nth = omp_get_num_threads ();
+    guint per = hp->n_kv_heads / nth, extra = hp->n_kv_heads % nth;
+    guint g0 = ith * per + MIN (ith, extra);
+    guint ng = per + (ith < extra ? 1 : 0);
+    guint group = hp->n_heads / hp->n_kv_heads;
+    gsize qoff = (gsize) g0 * group * hp->head_dim;
+    gsize kvoff = (gsize) g0 * hp->head_dim;
+
+    if (ng > 0)
+      llm_attention_causal_strided (c->att + qoff, c->q_dim, c->q + qoff,
+          c->q_dim, k + kvoff, v + kvoff, kv->kv_dim,
+          n, pos0, ng * group, ng, hp->head_dim,
+          c->scores + ith * c->scores_len);
+  }
+#endif
+}
+
+/* x[i] += y[i] */
+static inline void
+add_f32 (float *restrict x, const float *restrict y, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    x[i] += y[i];
+}
+
+/* Runs @n <= LLM_PREFILL_BLOCK tokens (already checked) at kv->len. */
+static void
+forward_block (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens, guint n)
+{
+  const LlmHParams *hp = &c->hp;
+  const LlmWeights *w = &c->mf->w;
+  guint dim = hp->dim, half = hp->head_dim / 2;
+  guint pos0 = kv->len;
+  gboolean interleaved = hp->rope_style == LLM_ROPE_INTERLEAVED;
+  guint nt = c->n_threads;
+
+  for (guint t = 0; t < n; t++) {
+    llm_get_row (c->x + (gsize) t * dim, w->tok_embd, tokens[t]);
+    llm_rope_table (c->rope_cos + t * half, c->rope_sin + t * half,
+        hp->head_dim, pos0 + t, hp->rope_theta);
+  }
+
+  for (guint l = 0; l < hp->n_layers; l++) {
+    const LlmLayerWeights *lw = &w->layers[l];
+    gsize cache_off = ((gsize) l * kv->n_ctx + pos0) * kv->kv_dim;
+    float *kc = kv->k + cache_off, *vc = kv->v + cache_off;
+
+    /* Attention: keys and values go straight into the cache. */
+    for (guint t = 0; t < n; t++)
+      llm_rmsnorm (c->xb + (gsize) t * dim, c->x + (gsize) t * dim,
+          lw->attn_norm, dim, hp->rms_eps);
+    llm_matmul (c->q, lw->wq, c->xb, n, nt);
+    llm_matmul (kc, lw->wk, c->xb, n, nt);
+    llm_matmul (vc, lw->wv, c->xb, n, nt);
+    for (guint t = 0; t < n; t++) {
+      const float *cs = c->rope_cos + t * half, *sn = c->rope_sin + t * half;
+
+      llm_rope_apply (c->q + (gsize) t * c->q_dim, hp->n_heads, hp->head_dim,
+          cs, sn, interleaved);
+      llm_rope_apply (kc + (gsize) t * c->kv_dim, hp->n_kv_heads, hp->head_dim,
+          cs, sn, interleaved);
+    }
+    attention_block (c, kv, l, pos0, n);
+    llm_matmul (c->xb, lw->wo, c->att, n, nt);
+    add_f32 (c->x, c->xb, (gsize) n * dim);
+
+    /* SwiGLU feed-forward. */
+    for (guint t = 0; t < n; t++)
+      llm_rmsnorm (c->xb + (gsize) t * dim, c->x + (gsize) t * dim,
+          lw->ffn_norm, dim, hp->rms_eps);
+    llm_matmul (c->hb, lw->w_gate, c->xb, n, nt);
+    llm_matmul (c->hb2, lw->w_up, c->xb, n, nt);
+    llm_swiglu (c->hb, c->hb, c->hb2, n * hp->ffn_dim);
+    llm_matmul (c->xb, lw->w_down, c->hb, n, nt);
+    add_f32 (c->x, c->xb, (gsize) n * dim);
+  }
+  kv->len += n;
+}
+
+gboolean
+llm_compute_forward (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens,
+    guint n, float *hidden_out, GError ** error)
+{
+  const LlmHParams *hp;
+
+  g_return_val_if_fail (c != NULL, FALSE);
+  g_return_val_if_fail (kv != NULL, FALSE);
+  g_return_val_if_fail (tokens != NULL && n > 0, FALSE);
+  g_return_val_if_fail (hidden_out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  hp = &c->hp;
+  g_return_val_if_fail (kv->n_layers == hp->n_layers && kv->kv_dim == c->kv_dim,
+      FALSE);
+
+  for (guint t = 0; t < n; t++) {
+    if (tokens[t] < 0 || (guint) tokens[t] >= hp->n_vocab) {
+      g_set_error (error, LLM_ERROR, LLM_ERROR_INPUT,
+          "token id %" G_GINT32_FORMAT " (input %u of %u) is outside "
+          "the vocabulary of %u tokens", tokens[t], t, n, hp->n_vocab);
+      return FALSE;
+    }
+  }
+  if (n > kv->n_ctx - kv->len) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_CONTEXT_FULL,
+        "context full: %u tokens after the %u already cached need "
+        "%" G_GUINT64_FORMAT " positions, the cache holds %u",
+        n, kv->len, (guint64) kv->len + n, kv->n_ctx);
+    return FALSE;
+  }
+  if (!ensure_scores (c, kv->n_ctx, error))
+    return FALSE;
+
+  for (guint t0 = 0; t0 < n; t0 += LLM_PREFILL_BLOCK)
+    forward_block (c, kv, tokens + t0, MIN (LLM_PREFILL_BLOCK, n - t0));
+
+  llm_rmsnorm (hidden_out,
+      c->x + (gsize) ((n - 1) % LLM_PREFILL_BLOCK) * hp->dim,
+      c->mf->w.out_norm, hp->dim, hp->rms_eps);
+  return TRUE;
+}
+
+void
+llm_compute_logits (LlmCompute * c, const float *hidden, float *logits_out)
+{
+  g_return_if_fail (c != NULL);
+  llm_matvec (logits_out, c->mf->w.output, hidden, c->n_threads);
+}

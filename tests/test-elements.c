@@ -1,0 +1,345 @@
+/* The six elements in real pipelines on stories260K.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <gst/check/gstcheck.h>
+#include <string.h>
+#include <glib/gstdio.h>
+
+#include "test-common.h"
+#include "test-pipeline.h"
+#include "llm-model-file.h"
+#include "llm-vocab.h"
+
+static gchar *model_dir;
+
+static const gchar *elements[] = { "llmtokenizer", "llmencoder", "llmdecoder",
+  "llmattention", "llmsampler", "llmdetokenizer"
+};
+
+static gchar *
+chain (const gchar * sampler_props, const gchar * decoder_props,
+    const gchar * q)
+{
+  return g_strdup_printf ("appsrc name=src ! %s llmtokenizer model=\"%s\" ! "
+      "%s llmencoder ! %s llmdecoder %s ! %s llmsampler name=sam %s ! %s "
+      "llmdetokenizer ! %s appsink name=sink", q, model_dir, q, q,
+      decoder_props, q, sampler_props, q, q);
+}
+
+/* What editors read through introspection is complete. */
+GST_START_TEST (test_inspect_metadata)
+{
+  for (guint e = 0; e < G_N_ELEMENTS (elements); e++) {
+    GstElementFactory *f = gst_element_factory_find (elements[e]);
+    GstElement *el;
+    GParamSpec **props;
+    guint n;
+
+    fail_unless (f != NULL, "no factory %s", elements[e]);
+    for (guint k = 0; k < 4; k++) {
+      const gchar *keys[] = { GST_ELEMENT_METADATA_LONGNAME,
+        GST_ELEMENT_METADATA_KLASS, GST_ELEMENT_METADATA_DESCRIPTION,
+        GST_ELEMENT_METADATA_AUTHOR
+      };
+      const gchar *v = gst_element_factory_get_metadata (f, keys[k]);
+      fail_unless (v && *v, "%s has no %s", elements[e], keys[k]);
+    }
+    fail_unless_equals_int (gst_element_factory_get_num_pad_templates (f), 2);
+    el = gst_element_factory_create (f, NULL);
+    props = g_object_class_list_properties (G_OBJECT_GET_CLASS (el), &n);
+    for (guint i = 0; i < n; i++) {
+      const gchar *blurb = g_param_spec_get_blurb (props[i]);
+      fail_unless (blurb && strlen (blurb) > 8, "%s::%s has no blurb",
+          elements[e], props[i]->name);
+      if (G_IS_PARAM_SPEC_UINT (props[i])) {
+        GParamSpecUInt *p = G_PARAM_SPEC_UINT (props[i]);
+        fail_unless (p->minimum <= p->default_value &&
+            p->default_value <= p->maximum);
+      } else if (G_IS_PARAM_SPEC_DOUBLE (props[i])) {
+        GParamSpecDouble *p = G_PARAM_SPEC_DOUBLE (props[i]);
+        fail_unless (p->minimum <= p->default_value &&
+            p->default_value <= p->maximum);
+      }
+    }
+    g_free (props);
+    gst_object_unref (el);
+    gst_object_unref (f);
+  }
+}
+
+GST_END_TEST;
+
+/* Every reference case: the text and the token ids, with and without
+ * queues between the elements. */
+static void
+check_golden (const gchar * q)
+{
+  GPtrArray *cases = llm_golden_cases ();
+
+  for (guint i = 0; i < cases->len; i++) {
+    LlmGoldenCase *c = g_ptr_array_index (cases, i);
+    gchar *desc = chain ("temperature=0", "max-tokens=120", q);
+    LlmRunResult *r = llm_run_pipeline (desc, c->prompt);
+
+    fail_unless (r->error == NULL, "case %u: %s", i, r->error);
+    fail_unless_equals_int (r->tokens->len, c->greedy_ids->len);
+    for (guint t = 0; t < r->tokens->len; t++)
+      fail_unless_equals_int (g_array_index (r->tokens, gint32, t),
+          g_array_index (c->greedy_ids, gint32, t));
+    fail_unless_equals_string (r->text->str, c->continuation);
+    llm_run_result_free (r);
+    g_free (desc);
+  }
+  g_ptr_array_unref (cases);
+}
+
+GST_START_TEST (test_golden)
+{
+  check_golden ("");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_golden_queues)
+{
+  check_golden ("queue !");
+}
+
+GST_END_TEST;
+
+/* A tokenizer of another vocabulary cannot feed this model's encoder; the
+ * error names both vocabularies. */
+GST_START_TEST (test_vocab_mismatch)
+{
+  GError *err = NULL;
+  LlmModelFile *mf = llm_model_file_load (model_dir, NULL, NULL, &err);
+  gchar *tmp = llm_test_tmpdir ();
+  gchar *other = g_build_filename (tmp, "other-vocab.gguf", NULL);
+  LlmVocab *va, *vb;
+  gchar *desc;
+  LlmRunResult *r;
+
+  fail_unless (mf != NULL, "%s", err ? err->message : "");
+  /* The same weights and pieces, one token of another type: another
+   * vocabulary as far as the fingerprint is concerned. */
+  mf->vocab->types[400] = LLM_TOKEN_USER_DEFINED;
+  fail_unless (llm_model_file_write_gguf (mf, other, LLM_DTYPE_F32, NULL,
+          NULL, &err), "%s", err ? err->message : "");
+  llm_model_file_free (mf);
+
+  va = llm_vocab_new_from_path (other, &err);
+  vb = llm_vocab_new_from_path (model_dir, &err);
+  fail_unless (va && vb);
+  fail_if (g_str_equal (va->fingerprint, vb->fingerprint));
+
+  desc = g_strdup_printf ("appsrc name=src ! llmtokenizer model=\"%s\" ! "
+      "llmencoder model=\"%s\" ! llmdecoder ! llmsampler ! llmdetokenizer ! "
+      "appsink name=sink", other, model_dir);
+  r = llm_run_pipeline (desc, "Once upon a time");
+  fail_unless (r->error != NULL, "the pipeline ran");
+  fail_unless (strstr (r->error, va->fingerprint) != NULL, "%s", r->error);
+  fail_unless (strstr (r->error, vb->fingerprint) != NULL, "%s", r->error);
+  fail_unless_equals_int (r->tokens->len, 0);
+
+  llm_run_result_free (r);
+  llm_vocab_free (va);
+  llm_vocab_free (vb);
+  g_free (desc);
+  g_unlink (other);
+  g_rmdir (tmp);
+  g_free (other);
+  g_free (tmp);
+}
+
+GST_END_TEST;
+
+/* prompt-mode=line: each line is a prompt, continuations in order, also
+ * when several are decoded together. */
+static void
+check_lines (const gchar * decoder_props)
+{
+  GPtrArray *cases = llm_golden_cases ();
+  GString *prompt = g_string_new (NULL), *expect = g_string_new (NULL);
+  gchar *desc;
+  LlmRunResult *r;
+
+  /* Non-empty prompts only: an empty line is not a prompt. */
+  for (guint i = 0; i < cases->len; i++) {
+    LlmGoldenCase *c = g_ptr_array_index (cases, i);
+    if (*c->prompt == '\0')
+      continue;
+    g_string_append_printf (prompt, "%s\n", c->prompt);
+    g_string_append_printf (expect, "%s\n", c->continuation);
+  }
+  desc = g_strdup_printf ("appsrc name=src ! llmtokenizer model=\"%s\" "
+      "prompt-mode=line ! llmencoder ! llmdecoder max-tokens=120 %s ! "
+      "llmsampler name=sam temperature=0 ! llmdetokenizer separator=\"\\\\n\" "
+      "! appsink name=sink", model_dir, decoder_props);
+  r = llm_run_pipeline (desc, prompt->str);
+  fail_unless (r->error == NULL, "%s", r->error);
+  fail_unless_equals_string (r->text->str, expect->str);
+  llm_run_result_free (r);
+  g_free (desc);
+  g_string_free (prompt, TRUE);
+  g_string_free (expect, TRUE);
+  g_ptr_array_unref (cases);
+}
+
+GST_START_TEST (test_prompt_lines)
+{
+  check_lines ("");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_prompt_lines_batched)
+{
+  check_lines ("max-batch=4");
+}
+
+GST_END_TEST;
+
+static gchar *
+generate (const gchar * sampler_props, const gchar * prompt)
+{
+  gchar *desc = chain (sampler_props, "max-tokens=60", "");
+  LlmRunResult *r = llm_run_pipeline (desc, prompt);
+  gchar *text;
+
+  fail_unless (r->error == NULL, "%s", r->error);
+  text = g_strdup (r->text->str);
+  llm_run_result_free (r);
+  g_free (desc);
+  return text;
+}
+
+GST_START_TEST (test_same_seed_same_text)
+{
+  gchar *a = generate ("temperature=1.0 top-k=0 top-p=1 min-p=0 seed=42",
+      "Once upon a time");
+  gchar *b = generate ("temperature=1.0 top-k=0 top-p=1 min-p=0 seed=42",
+      "Once upon a time");
+  gchar *c = generate ("temperature=1.0 top-k=0 top-p=1 min-p=0 seed=7",
+      "Once upon a time");
+
+  fail_unless (strlen (a) > 20);
+  fail_unless_equals_string (a, b);
+  /* Another seed gives another story (at temperature 1, 60 tokens). */
+  fail_if (g_str_equal (a, c));
+  g_free (a);
+  g_free (b);
+  g_free (c);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_top_k_1_is_greedy)
+{
+  gchar *greedy = generate ("temperature=0", "Lily and Ben went to the park");
+  gchar *topk = generate ("temperature=1.5 top-k=1 seed=3",
+      "Lily and Ben went to the park");
+
+  fail_unless_equals_string (topk, greedy);
+  g_free (greedy);
+  g_free (topk);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_stop_string)
+{
+  GPtrArray *cases = llm_golden_cases ();
+  LlmGoldenCase *c = g_ptr_array_index (cases, 0);
+  const gchar *cut = strstr (c->continuation, "Lily");
+  gchar *desc, *expect;
+  LlmRunResult *r;
+
+  fail_unless (cut != NULL);
+  expect = g_strndup (c->continuation, cut - c->continuation);
+  desc = g_strdup_printf ("appsrc name=src ! llmtokenizer model=\"%s\" ! "
+      "llmencoder ! llmdecoder max-tokens=120 ! llmsampler name=sam "
+      "temperature=0 ! llmdetokenizer stop-strings=\"<\\\"Lily\\\">\" ! "
+      "appsink name=sink", model_dir);
+  r = llm_run_pipeline (desc, c->prompt);
+  fail_unless (r->error == NULL, "%s", r->error);
+  fail_unless_equals_string (r->text->str, expect);
+  /* The decoder stopped soon after, not at max-tokens. */
+  fail_unless (r->tokens->len < 20, "%u tokens", r->tokens->len);
+  llm_run_result_free (r);
+  g_free (desc);
+  g_free (expect);
+  g_ptr_array_unref (cases);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_max_tokens)
+{
+  gchar *desc = chain ("temperature=0", "max-tokens=7", "");
+  LlmRunResult *r = llm_run_pipeline (desc, "Once upon a time");
+  GPtrArray *cases = llm_golden_cases ();
+  LlmGoldenCase *c = g_ptr_array_index (cases, 0);
+
+  fail_unless (r->error == NULL, "%s", r->error);
+  fail_unless_equals_int (r->tokens->len, 7);
+  for (guint t = 0; t < 7; t++)
+    fail_unless_equals_int (g_array_index (r->tokens, gint32, t),
+        g_array_index (c->greedy_ids, gint32, t));
+  llm_run_result_free (r);
+  g_free (desc);
+  g_ptr_array_unref (cases);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_bad_model_path)
+{
+  LlmRunResult *r = llm_run_pipeline ("appsrc name=src ! "
+      "llmtokenizer model=/nonexistent/model.gguf ! llmencoder ! llmdecoder ! "
+      "llmsampler ! llmdetokenizer ! appsink name=sink", "hello");
+
+  fail_unless (r->error != NULL);
+  fail_unless (strstr (r->error, "/nonexistent/model.gguf") != NULL, "%s",
+      r->error);
+  llm_run_result_free (r);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_no_model)
+{
+  LlmRunResult *r = llm_run_pipeline ("appsrc name=src ! llmtokenizer ! "
+      "llmencoder ! llmdecoder ! llmsampler ! llmdetokenizer ! "
+      "appsink name=sink", "hello");
+
+  fail_unless (r->error != NULL);
+  fail_unless (strstr (r->error, "No model") != NULL, "%s", r->error);
+  llm_run_result_free (r);
+}
+
+GST_END_TEST;
+
+static Suite *
+elements_suite (void)
+{
+  Suite *s = suite_create ("elements");
+  TCase *tc = tcase_create ("general");
+
+  model_dir = llm_test_model_dir ("stories260K");
+  tcase_set_timeout (tc, 300);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_inspect_metadata);
+  tcase_add_test (tc, test_golden);
+  tcase_add_test (tc, test_golden_queues);
+  tcase_add_test (tc, test_vocab_mismatch);
+  tcase_add_test (tc, test_prompt_lines);
+  tcase_add_test (tc, test_prompt_lines_batched);
+  tcase_add_test (tc, test_same_seed_same_text);
+  tcase_add_test (tc, test_top_k_1_is_greedy);
+  tcase_add_test (tc, test_stop_string);
+  tcase_add_test (tc, test_max_tokens);
+  tcase_add_test (tc, test_bad_model_path);
+  tcase_add_test (tc, test_no_model);
+  return s;
+}
+
+GST_CHECK_MAIN (elements);

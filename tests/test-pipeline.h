@@ -1,0 +1,29 @@
+/* Running LLMasOS pipelines from tests: the same launch lines users type,
+ * with appsrc/appsink at the ends.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gst/gst.h>
+
+typedef struct {
+  GString *text;                /* everything that reached the sink */
+  GArray *tokens;               /* gint32 ids leaving llmsampler "sam" */
+  gchar *error;                 /* the first error message, or NULL */
+  gboolean eos;
+} LlmRunResult;
+
+/* Runs @desc, which must contain `appsrc name=src` (unless @prompt is
+ * NULL), `llmsampler name=sam` (optional) and end in `appsink name=sink`;
+ * pushes @prompt (may hold several lines) then EOS, and waits for EOS or an
+ * error. */
+LlmRunResult *llm_run_pipeline (const gchar * desc, const gchar * prompt);
+void llm_run_result_free (LlmRunResult * r);
+
+/* The reference cases of stories260K/reference/generate.json. */
+typedef struct {
+  gchar *prompt;
+  gchar *continuation;
+  GArray *greedy_ids;           /* gint32 */
+} LlmGoldenCase;
+
+GPtrArray *llm_golden_cases (void);     /* of LlmGoldenCase*, free with unref */

@@ -1,0 +1,288 @@
+/* llmasos-run - generate text from a prompt through the LLMasOS pipeline.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Builds  appsrc ! llmtokenizer ! llmencoder ! llmdecoder ! llmsampler !
+ *         llmdetokenizer ! fdsink
+ * streams the text to stdout, and prints prefill and decode speed to stderr.
+ */
+#include <gst/gst.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "llm-meta.h"
+
+typedef struct
+{
+  GMainLoop *loop;
+  gint exit_code;
+  gint64 t_prompt_in;           /* the prompt enters llmencoder */
+  gint64 t_state_out;           /* the prefilled state leaves it */
+  gint64 t_last_token;
+  guint n_prompt_tokens;
+  guint n_tokens;
+  gboolean quiet;
+} RunState;
+
+static gchar *opt_model = NULL;
+static gint opt_max_tokens = 256;
+static gdouble opt_temperature = 0.8;
+static gint opt_top_k = 40;
+static gdouble opt_top_p = 0.95;
+static gdouble opt_min_p = 0.05;
+static gdouble opt_repeat_penalty = 1.0;
+static gint64 opt_seed = -1;
+static gint opt_threads = 0;
+static gchar **opt_stop = NULL;
+static gboolean opt_quiet = FALSE;
+static gboolean opt_print_pipeline = FALSE;
+
+static GOptionEntry entries[] = {
+  {"model", 'm', 0, G_OPTION_ARG_FILENAME, &opt_model,
+      "Model folder (Hugging Face layout) or .gguf file", "MODEL"},
+  {"max-tokens", 'n', 0, G_OPTION_ARG_INT, &opt_max_tokens,
+      "Most tokens to generate (default 256; 0 = until the model ends)", "N"},
+  {"temperature", 0, 0, G_OPTION_ARG_DOUBLE, &opt_temperature,
+      "Sampling temperature, 0 = greedy (default 0.8)", "T"},
+  {"top-k", 0, 0, G_OPTION_ARG_INT, &opt_top_k, "Top-k (default 40)", "K"},
+  {"top-p", 0, 0, G_OPTION_ARG_DOUBLE, &opt_top_p, "Top-p (default 0.95)",
+      "P"},
+  {"min-p", 0, 0, G_OPTION_ARG_DOUBLE, &opt_min_p, "Min-p (default 0.05)",
+      "P"},
+  {"repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &opt_repeat_penalty,
+      "Repetition penalty (default 1.0 = off)", "R"},
+  {"seed", 's', 0, G_OPTION_ARG_INT64, &opt_seed,
+      "Random seed (default -1 = random)", "SEED"},
+  {"threads", 't', 0, G_OPTION_ARG_INT, &opt_threads,
+      "CPU threads (default 0 = one per core)", "N"},
+  {"stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_stop,
+      "Stop generating where this text appears (repeatable)", "TEXT"},
+  {"quiet", 'q', 0, G_OPTION_ARG_NONE, &opt_quiet,
+      "Print only the generated text, no statistics", NULL},
+  {"print-pipeline", 0, 0, G_OPTION_ARG_NONE, &opt_print_pipeline,
+      "Print the pipeline description and exit", NULL},
+  {NULL}
+};
+
+static GstBusSyncReply
+on_sync_message (GstBus * bus, GstMessage * msg, gpointer user_data)
+{
+  RunState *st = user_data;
+  const GstStructure *s = gst_message_get_structure (msg);
+
+  /* Load progress is posted from the thread that loads: print it now. */
+  if (!st->quiet && GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ELEMENT && s &&
+      gst_structure_has_name (s, "llm-model-progress")) {
+    gdouble f = 0;
+    gst_structure_get_double (s, "fraction", &f);
+    fprintf (stderr, "\rloading model: %3.0f%% %-40s", f * 100,
+        gst_structure_get_string (s, "what"));
+    if (f >= 1.0)
+      fprintf (stderr, "\n");
+  }
+  return GST_BUS_PASS;
+}
+
+static gboolean
+on_message (GstBus * bus, GstMessage * msg, gpointer user_data)
+{
+  RunState *st = user_data;
+  GError *err = NULL;
+  gchar *dbg = NULL;
+
+  switch (GST_MESSAGE_TYPE (msg)) {
+    case GST_MESSAGE_ERROR:
+      gst_message_parse_error (msg, &err, &dbg);
+      fprintf (stderr, "llmasos-run: %s\n", err->message);
+      if (dbg)
+        fprintf (stderr, "  (%s)\n", dbg);
+      g_clear_error (&err);
+      g_free (dbg);
+      st->exit_code = 1;
+      g_main_loop_quit (st->loop);
+      break;
+    case GST_MESSAGE_EOS:
+      g_main_loop_quit (st->loop);
+      break;
+    default:
+      break;
+  }
+  return TRUE;
+}
+
+static GstPadProbeReturn
+on_prompt (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  RunState *st = user_data;
+
+  st->n_prompt_tokens += gst_buffer_get_size (GST_PAD_PROBE_INFO_BUFFER (info))
+      / sizeof (gint32);
+  if (st->t_prompt_in == 0)
+    st->t_prompt_in = g_get_monotonic_time ();
+  return GST_PAD_PROBE_OK;
+}
+
+static GstPadProbeReturn
+on_state (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  RunState *st = user_data;
+
+  st->t_state_out = g_get_monotonic_time ();
+  return GST_PAD_PROBE_OK;
+}
+
+static GstPadProbeReturn
+on_token (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  RunState *st = user_data;
+
+  st->n_tokens += gst_buffer_get_size (GST_PAD_PROBE_INFO_BUFFER (info)) /
+      sizeof (gint32);
+  st->t_last_token = g_get_monotonic_time ();
+  return GST_PAD_PROBE_OK;
+}
+
+static void
+add_probe (GstElement * pipeline, const gchar * element, const gchar * pad,
+    GstPadProbeCallback cb, RunState * st)
+{
+  GstElement *e = gst_bin_get_by_name (GST_BIN (pipeline), element);
+  GstPad *p = gst_element_get_static_pad (e, pad);
+
+  gst_pad_add_probe (p, GST_PAD_PROBE_TYPE_BUFFER, cb, st, NULL);
+  gst_object_unref (p);
+  gst_object_unref (e);
+}
+
+static gchar *
+describe_pipeline (void)
+{
+  GString *stop = g_string_new (NULL);
+
+  for (guint i = 0; opt_stop && opt_stop[i]; i++) {
+    gchar *q = g_strescape (opt_stop[i], NULL);
+    g_string_append_printf (stop, "%s\\\"%s\\\"", i ? "," : "", q);
+    g_free (q);
+  }
+  gchar *model = g_strescape (opt_model, NULL);
+  gchar *desc = g_strdup_printf ("appsrc name=src ! "
+      "llmtokenizer name=tok model=\"%s\" ! llmencoder name=enc n-threads=%d ! "
+      "llmdecoder name=dec max-tokens=%d n-threads=%d ! "
+      "llmsampler name=sam temperature=%g top-k=%d top-p=%g min-p=%g "
+      "repeat-penalty=%g seed=%" G_GINT64_FORMAT " ! "
+      "llmdetokenizer name=det%s%s%s ! fdsink fd=1 sync=false", model,
+      opt_threads, opt_max_tokens, opt_threads, opt_temperature, opt_top_k,
+      opt_top_p, opt_min_p, opt_repeat_penalty, opt_seed,
+      stop->len ? " stop-strings=\"<" : "", stop->str, stop->len ? ">\"" : "");
+  g_free (model);
+  g_string_free (stop, TRUE);
+  return desc;
+}
+
+/* Makes the llmasos plugin findable when it is not installed. */
+static void
+ensure_plugin (void)
+{
+  GstRegistry *reg = gst_registry_get ();
+  GstPlugin *plugin = gst_registry_find_plugin (reg, "llmasos");
+
+  if (plugin) {
+    gst_object_unref (plugin);
+    return;
+  }
+  gst_registry_scan_path (reg, LLMASOS_BUILD_PLUGIN_DIR);
+  gst_registry_scan_path (reg, LLMASOS_INSTALL_PLUGIN_DIR);
+}
+
+int
+main (int argc, char **argv)
+{
+  GOptionContext *ctx;
+  GError *err = NULL;
+  GstElement *pipeline, *src;
+  RunState st = { 0 };
+  gchar *prompt, *desc;
+  GstBus *bus;
+
+  ctx = g_option_context_new ("\"PROMPT\" - generate text with LLMasOS");
+  g_option_context_set_summary (ctx,
+      "Runs a prompt through llmtokenizer ! llmencoder ! llmdecoder ! "
+      "llmsampler ! llmdetokenizer,\nstreams the text to stdout and prints "
+      "prefill and decode tokens/s to stderr.");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_add_group (ctx, gst_init_get_option_group ());
+  if (!g_option_context_parse (ctx, &argc, &argv, &err)) {
+    fprintf (stderr, "llmasos-run: %s\n", err->message);
+    return 2;
+  }
+  g_option_context_free (ctx);
+  if (opt_model == NULL) {
+    fprintf (stderr, "llmasos-run: no model given: use -m MODEL (a model "
+        "folder or a .gguf file)\n");
+    return 2;
+  }
+  if (opt_max_tokens < 0) {
+    fprintf (stderr, "llmasos-run: --max-tokens must be 0 or more\n");
+    return 2;
+  }
+  ensure_plugin ();
+  prompt = g_strjoinv (" ", argv + 1);
+  st.quiet = opt_quiet;
+
+  desc = describe_pipeline ();
+  if (opt_print_pipeline) {
+    printf ("%s\n", desc);
+    return 0;
+  }
+  pipeline = gst_parse_launch (desc, &err);
+  g_free (desc);
+  if (pipeline == NULL) {
+    fprintf (stderr, "llmasos-run: %s\n", err->message);
+    return 1;
+  }
+  add_probe (pipeline, "enc", "sink", on_prompt, &st);
+  add_probe (pipeline, "enc", "src", on_state, &st);
+  add_probe (pipeline, "sam", "src", on_token, &st);
+
+  st.loop = g_main_loop_new (NULL, FALSE);
+  bus = gst_element_get_bus (pipeline);
+  gst_bus_set_sync_handler (bus, on_sync_message, &st, NULL);
+  gst_bus_add_watch (bus, on_message, &st);
+
+  src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  if (gst_element_set_state (pipeline, GST_STATE_PLAYING) ==
+      GST_STATE_CHANGE_FAILURE) {
+    /* The error message on the bus says why. */
+    st.exit_code = 1;
+    g_main_context_iteration (NULL, FALSE);
+    while (g_main_context_iteration (NULL, FALSE));
+  } else {
+    gsize len = strlen (prompt);
+    GstFlowReturn fr;
+
+    g_signal_emit_by_name (src, "push-buffer",
+        gst_buffer_new_wrapped (g_memdup2 (prompt, len), len), &fr);
+    g_signal_emit_by_name (src, "end-of-stream", &fr);
+    g_main_loop_run (st.loop);
+  }
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  fflush (stdout);
+
+  if (st.exit_code == 0 && !opt_quiet && st.t_state_out > 0) {
+    gdouble prefill_s = (st.t_state_out - st.t_prompt_in) / 1e6;
+    gdouble decode_s = (st.t_last_token - st.t_state_out) / 1e6;
+    /* The first token comes from the prefill's logits; the decode rate
+     * counts the steps after it. */
+    guint steps = st.n_tokens > 0 ? st.n_tokens - 1 : 0;
+
+    fprintf (stderr, "\n\nprefill: %u tokens in %.2f ms (%.1f tokens/s)\n"
+        "decode: %u tokens in %.2f ms (%.1f tokens/s)\n", st.n_prompt_tokens,
+        prefill_s * 1e3, prefill_s > 0 ? st.n_prompt_tokens / prefill_s : 0,
+        steps, decode_s * 1e3, decode_s > 0 ? steps / decode_s : 0);
+  }
+  gst_object_unref (src);
+  gst_object_unref (bus);
+  gst_object_unref (pipeline);
+  g_main_loop_unref (st.loop);
+  g_free (prompt);
+  return st.exit_code;
+}
