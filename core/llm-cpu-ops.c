@@ -2,7 +2,8 @@
  *
  * Plain C loops written so that gcc -O3 vectorizes them: restrict pointers,
  * several independent accumulators in every reduction (the compiler may not
- * reorder float additions by itself), no intrinsics.
+ * reorder float additions by itself), no intrinsics. The hot loops are
+ * built twice (LLM_CPU_MULTIVERSION), for AVX2+FMA and for the baseline.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "llm-cpu-ops.h"
@@ -134,7 +135,7 @@ rope_angle (guint pos, guint i, guint head_dim, float theta)
 {
   float inv_freq = 1.0f / powf (theta, (float) (2 * i) / (float) head_dim);
 
-  return (float) pos *inv_freq;
+  return inv_freq * (float) pos;
 }
 
 void
@@ -211,7 +212,8 @@ exp_f32 (float x)
   float t, n, r, p;
   gint32 bits;
 
-  x = x < -87.0f ? -87.0f : x;  /* maxps, minps; NaN stays NaN */
+  /* Clamped to where 2^n is a normal float; NaN passes both tests. */
+  x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
   t = x * 1.44269504088896341f + magic;
   n = t - magic;

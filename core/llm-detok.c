@@ -5,9 +5,10 @@
 
 #include "llm-detok.h"
 
-#define UTF8_REPLACEMENT "\xef\xbf\xbd"  /* U+FFFD */
+#define UTF8_REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
 
-struct _LlmDetok {
+struct _LlmDetok
+{
   const LlmVocab *vocab;
   gchar **stops;                /* non-empty stop strings */
   GByteArray *tail;             /* bytes of a character not yet complete */

@@ -115,7 +115,7 @@ llm_dtype_can_compute (LlmDType t)
   return info != NULL && info->compute;
 }
 
-/* --- half floats --------------------------------------------------------- */
+/* --- half floats ---------------------------------------------------------- */
 
 static inline guint32
 f32_bits (float f)
@@ -149,10 +149,11 @@ f16_to_f32 (guint16 h)
       * 0x1.0p-112f;
   const float denormalized = f32_from_bits ((two_w >> 17) | (126u << 23))
       - 0.5f;
-  const guint32 bits = two_w < (1u << 27) ?
-      f32_bits (denormalized) : f32_bits (normalized);
+  /* a mask rather than ?: keeps the loops that call this branch-free */
+  const guint32 is_denormal = -(guint32) (two_w < (1u << 27));
 
-  return f32_from_bits (sign | bits);
+  return f32_from_bits (sign | (f32_bits (denormalized) & is_denormal) |
+      (f32_bits (normalized) & ~is_denormal));
 }
 
 float
@@ -219,7 +220,7 @@ llm_f32_to_bf16 (float f)
   return (x + 0x7fff + ((x >> 16) & 1)) >> 16;
 }
 
-/* --- rows ------------------------------------------------------------------ */
+/* --- rows ----------------------------------------------------------------- */
 
 static void
 quantize_row_q8_0 (const float *x, LlmBlockQ8_0 * y, gsize nb)
@@ -380,7 +381,7 @@ dot_f32 (const float *w, const float *x, gsize n)
 }
 
 static float
-dot_f16 (const guint16 *w, const float *x, gsize n)
+dot_f16 (const guint16 * w, const float *x, gsize n)
 {
   float acc[LANES] = { 0 };
   gsize i = 0;
@@ -394,7 +395,7 @@ dot_f16 (const guint16 *w, const float *x, gsize n)
 }
 
 static float
-dot_bf16 (const guint16 *w, const float *x, gsize n)
+dot_bf16 (const guint16 * w, const float *x, gsize n)
 {
   float acc[LANES] = { 0 };
   gsize i = 0;

@@ -195,10 +195,31 @@ ensure_scores (LlmCompute * c, guint n_ctx, GError ** error)
   return TRUE;
 }
 
-/* Attention of the @n queries of a block at @pos0 over layer @l of @kv. */
+/* Attention of query heads [h0, h1) for a block, one call per KV head
+ * that they read. */
 static void
-attention_block (LlmCompute * c, const LlmKvCache * kv, guint l, guint pos0,
-    guint n)
+attend_heads (LlmCompute * c, const float *k, const float *v,
+    gsize kv_stride, guint pos0, guint n, guint h0, guint h1, float *scores)
+{
+  const LlmHParams *hp = &c->hp;
+  guint group = hp->n_heads / hp->n_kv_heads, hd = hp->head_dim;
+
+  while (h0 < h1) {
+    guint g = h0 / group, end = MIN (h1, (g + 1) * group);
+    gsize qoff = (gsize) h0 * hd, kvoff = (gsize) g *hd;
+
+    llm_attention_causal_strided (c->att + qoff, c->q_dim, c->q + qoff,
+        c->q_dim, k + kvoff, v + kvoff, kv_stride, n, pos0, end - h0, 1, hd,
+        scores);
+    h0 = end;
+  }
+}
+
+/* Attention of the @n queries of a block at @pos0 over layer @l of @kv;
+ * query heads are spread over threads when there is enough work. */
+static void
+attention_block (LlmCompute * c, const LlmKvCache * kv, guint l,
+    guint pos0, guint n)
 {
   const LlmHParams *hp = &c->hp;
   const float *k = kv->k + (gsize) l * kv->n_ctx * kv->kv_dim;
@@ -207,9 +228,8 @@ attention_block (LlmCompute * c, const LlmKvCache * kv, guint l, guint pos0,
   guint nt = 1;
 
 #ifdef _OPENMP
-  if (c->n_threads > 1 && hp->n_kv_heads > 1
-      && work >= LLM_ATTENTION_PARALLEL_MIN_WORK)
-    nt = MIN (c->n_threads, hp->n_kv_heads);
+  if (c->n_threads > 1 && work >= LLM_ATTENTION_PARALLEL_MIN_WORK)
+    nt = MIN (c->n_threads, hp->n_heads);
 #endif
 
   if (nt <= 1) {
@@ -218,22 +238,15 @@ attention_block (LlmCompute * c, const LlmKvCache * kv, guint l, guint pos0,
     return;
   }
 #ifdef _OPENMP
-  /* Each thread takes whole KV heads with the query heads that read them. */
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads (nt)
   {
     guint ith = omp_get_thread_num (), nth = omp_get_num_threads ();
-    guint per = hp->n_kv_heads / nth, extra = hp->n_kv_heads % nth;
-    guint g0 = ith * per + MIN (ith, extra);
-    guint ng = per + (ith < extra ? 1 : 0);
-    guint group = hp->n_heads / hp->n_kv_heads;
-    gsize qoff = (gsize) g0 * group * hp->head_dim;
-    gsize kvoff = (gsize) g0 * hp->head_dim;
+    guint per = hp->n_heads / nth, extra = hp->n_heads % nth;
+    guint h0 = ith * per + MIN (ith, extra);
+    guint h1 = h0 + per + (ith < extra ? 1 : 0);
 
-    if (ng > 0)
-      llm_attention_causal_strided (c->att + qoff, c->q_dim, c->q + qoff,
-          c->q_dim, k + kvoff, v + kvoff, kv->kv_dim,
-          n, pos0, ng * group, ng, hp->head_dim,
-          c->scores + ith * c->scores_len);
+    attend_heads (c, k, v, kv->kv_dim, pos0, n, h0, h1,
+        c->scores + ith * c->scores_len);
   }
 #endif
 }

@@ -90,7 +90,7 @@ llm_gguf_writer_free (LlmGgufWriter * w)
   g_free (w);
 }
 
-/* --- metadata ---------------------------------------------------------- */
+/* --- metadata ------------------------------------------------------------- */
 
 /* The GVariant type the reader gives for a scalar of @t. */
 static const GVariantType *
@@ -294,11 +294,10 @@ llm_gguf_writer_add_int32_array (LlmGgufWriter * w, const gchar * key,
     const gint32 * v, guint n)
 {
   llm_gguf_writer_add_kv (w, key, LLM_GGUF_TYPE_ARRAY, LLM_GGUF_TYPE_INT32,
-      g_variant_new_fixed_array (G_VARIANT_TYPE_INT32, v, n,
-          sizeof (gint32)));
+      g_variant_new_fixed_array (G_VARIANT_TYPE_INT32, v, n, sizeof (gint32)));
 }
 
-/* --- tensors ----------------------------------------------------------- */
+/* --- tensors -------------------------------------------------------------- */
 
 static WriterTensor *
 new_tensor (LlmGgufWriter * w, const gchar * name, LlmDType dtype,
@@ -405,7 +404,7 @@ llm_gguf_writer_add_tensor_func (LlmGgufWriter * w, const gchar * name,
   return TRUE;
 }
 
-/* --- serialization ------------------------------------------------------- */
+/* --- serialization -------------------------------------------------------- */
 
 static void
 put (GByteArray * b, const void *p, gsize n)
@@ -595,8 +594,7 @@ write_padding (GOutputStream * out, guint64 n, GError ** error)
 {
   static const guint8 zeros[256] = { 0 };
 
-  return n == 0 || g_output_stream_write_all (out, zeros, n, NULL, NULL,
-      error);
+  return n == 0 || g_output_stream_write_all (out, zeros, n, NULL, NULL, error);
 }
 
 static gboolean

@@ -211,7 +211,7 @@ type_min_size (LlmGgufType t)
   return 1;
 }
 
-/* --- values ------------------------------------------------------------------ */
+/* --- values --------------------------------------------------------------- */
 
 static GVariant *read_value (Cursor * c, LlmGgufType type, guint depth,
     LlmGgufType * elem_type_out, GError ** error);
@@ -481,7 +481,7 @@ read_value (Cursor * c, LlmGgufType type, guint depth,
   }
 }
 
-/* --- header ---------------------------------------------------------------- */
+/* --- header --------------------------------------------------------------- */
 
 static void
 kv_clear (gpointer p)
@@ -741,8 +741,7 @@ parse (LlmGguf * g, GError ** error)
   }
 
   /* The data section starts at the next multiple of the alignment. */
-  g->data_offset = c.off + (g->alignment - c.off % g->alignment) %
-      g->alignment;
+  g->data_offset = c.off + (g->alignment - c.off % g->alignment) % g->alignment;
   for (guint i = 0; ok && i < g->n_tensors; i++)
     ok = place_tensor (g, data, size, &g->tensors[i], offsets[i], error);
   g_free (offsets);
@@ -808,7 +807,7 @@ llm_gguf_free (LlmGguf * g)
   g_free (g);
 }
 
-/* --- accessors ----------------------------------------------------------- */
+/* --- accessors ------------------------------------------------------------ */
 
 guint32
 llm_gguf_version (const LlmGguf * g)

@@ -113,7 +113,7 @@ shape_string (guint n_dims, const guint64 * ne)
   return g_string_free (s, FALSE);
 }
 
-/* --- tensors ----------------------------------------------------------- */
+/* --- tensors -------------------------------------------------------------- */
 
 static const TensorRef *
 find_tensor (Loader * l, const gchar * name, GError ** error)
@@ -342,7 +342,7 @@ check_vocab (Loader * l, guint64 declared, const gchar * declared_where,
   return TRUE;
 }
 
-/* --- Hugging Face folder ------------------------------------------------- */
+/* --- Hugging Face folder -------------------------------------------------- */
 
 /* A non-negative integer member of @o that fits a guint; @def when absent
  * or null (required members pass @required). */
@@ -543,6 +543,11 @@ load_hf (Loader * l, GError ** error)
   mf->format = LLM_MODEL_FORMAT_HF;
   mf->name = g_path_get_basename (mf->path);
   report (l, 0.0, "reading config.json");
+  if (!g_file_test (cfg_path, G_FILE_TEST_IS_REGULAR)) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_IO, "%s: not a model folder: "
+        "it has no config.json", mf->path);
+    return FALSE;
+  }
   if (!json_parser_load_from_mapped_file (parser, cfg_path, &local)) {
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT, "%s: %s", cfg_path,
         local->message);
@@ -571,7 +576,7 @@ load_hf (Loader * l, GError ** error)
       "config.json vocab_size", error);
 }
 
-/* --- GGUF -------------------------------------------------------------- */
+/* --- GGUF ----------------------------------------------------------------- */
 
 static gboolean
 gguf_uint (const LlmGguf * g, const gchar * file, const gchar * key,
@@ -699,7 +704,7 @@ load_gguf (Loader * l, GError ** error)
   return check_vocab (l, vocab_size, "llama.vocab_size", error);
 }
 
-/* --- public ------------------------------------------------------------ */
+/* --- public --------------------------------------------------------------- */
 
 LlmModelFile *
 llm_model_file_load (const gchar * path, LlmProgressFunc progress,

@@ -79,7 +79,10 @@ typedef struct {
 
 /* Loads @path: a folder (HF layout) or a .gguf file. Checks every tensor's
  * presence, dtype and shape against the hyper-parameters and the vocabulary
- * size against the embedding; errors name the file and the tensor. */
+ * size against the embedding; errors name the file and the tensor. A
+ * folder's *.safetensors files are all read (one file or shards). Tensors
+ * point into the mapped files; F16/BF16 norms are converted into F32
+ * tensors kept in @owned. */
 LlmModelFile *llm_model_file_load (const gchar * path,
     LlmProgressFunc progress, gpointer user_data, GError ** error);
 void llm_model_file_free (LlmModelFile * mf);
@@ -88,9 +91,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (LlmModelFile, llm_model_file_free)
 /* Writes @mf as GGUF v3 with llama.cpp's metadata keys (general.*, llama.*,
  * tokenizer.ggml.*) and tensor names (token_embd.weight, blk.N.attn_q.weight,
  * ...). Matrices are converted to @dtype (F32, F16, BF16, Q8_0, Q4_0; a
- * matrix whose row length is not a multiple of the block stays F32 or F16 as
- * llama.cpp does), norms stay F32. Q and K rows are permuted to the
- * interleaved RoPE layout when the source uses rotate-half. */
+ * matrix whose row length is not a multiple of the 32-element block is
+ * stored as F16, as llama.cpp's quantizer falls back), norms stay F32, a
+ * tied output head is not written (llama.cpp reuses token_embd). Q and K
+ * rows are permuted to the interleaved RoPE layout when the source uses
+ * rotate-half. Tensors are converted one at a time while the file is
+ * written, to @path + ".partial" first, renamed to @path at the end.
+ * @progress gets one call per tensor. */
 gboolean llm_model_file_write_gguf (const LlmModelFile * mf,
     const gchar * path, LlmDType dtype, LlmProgressFunc progress,
     gpointer user_data, GError ** error);

@@ -73,8 +73,7 @@ source_row (guint64 r, guint head_dim)
 }
 
 static gboolean
-fill_tensor (guint8 * dst, guint64 nbytes, gpointer user_data,
-    GError ** error)
+fill_tensor (guint8 * dst, guint64 nbytes, gpointer user_data, GError ** error)
 {
   const Job *job = user_data;
   const LlmTensor *src = job->src;
@@ -206,8 +205,7 @@ add_hparams (LlmGgufWriter * w, const LlmModelFile * mf, LlmDType dtype)
   llm_gguf_writer_add_float32 (w, "llama.rope.freq_base", hp->rope_theta);
   llm_gguf_writer_add_uint32 (w, "llama.vocab_size", hp->n_vocab);
   llm_gguf_writer_add_uint32 (w, "llama.attention.key_length", hp->head_dim);
-  llm_gguf_writer_add_uint32 (w, "llama.attention.value_length",
-      hp->head_dim);
+  llm_gguf_writer_add_uint32 (w, "llama.attention.value_length", hp->head_dim);
 }
 
 static void

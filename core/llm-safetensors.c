@@ -193,8 +193,7 @@ parse_tensor (LlmSafetensors * st, const gchar * tname, JsonNode * node,
         "%s: tensor '%s' data_offsets [%" G_GUINT64_FORMAT ", %"
         G_GUINT64_FORMAT "] span %" G_GUINT64_FORMAT " bytes but its shape "
         "and dtype %s need %" G_GUINT64_FORMAT " elements x %u bytes",
-        st->name, tname, begin, end, end - begin, dtype_name, n,
-        dt->elem_size);
+        st->name, tname, begin, end, end - begin, dtype_name, n, dt->elem_size);
     return FALSE;
   }
 
@@ -330,8 +329,7 @@ parse (LlmSafetensors * st, GError ** error)
 }
 
 LlmSafetensors *
-llm_safetensors_open_bytes (GBytes * bytes, const gchar * name,
-    GError ** error)
+llm_safetensors_open_bytes (GBytes * bytes, const gchar * name, GError ** error)
 {
   LlmSafetensors *st;
 

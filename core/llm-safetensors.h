@@ -13,7 +13,11 @@ typedef struct _LlmSafetensors LlmSafetensors;
  * tensor's dtype, shape and data_offsets against the file: offsets inside
  * the data area, sizes equal to shape x dtype, no overlaps. F32, F16 and
  * BF16 tensors (others: LLM_ERROR_UNSUPPORTED naming the tensor). Shapes are
- * reversed into GGML order (ne[0] innermost). */
+ * reversed into GGML order (ne[0] innermost); a scalar (shape []) has
+ * ne {1}; empty dimensions and more than 4 are LLM_ERROR_UNSUPPORTED.
+ * "__metadata__" is skipped. Tensors keep the header's order. If the data
+ * area is not 8-byte aligned (a header length that is not a multiple of
+ * 8), it is copied once so that tensor data can be read as floats. */
 LlmSafetensors *llm_safetensors_open (const gchar * path, GError ** error);
 LlmSafetensors *llm_safetensors_open_bytes (GBytes * bytes,
     const gchar * name, GError ** error);

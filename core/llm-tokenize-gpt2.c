@@ -37,8 +37,8 @@ unichar_to_byte (gunichar c)
   return -1;
 }
 
-void
-llm_gpt2_byte_to_unicode (GString * out, const guint8 * bytes, gsize n)
+static void
+bytes_to_unicode (GString * out, const guint8 * bytes, gsize n)
 {
   for (gsize i = 0; i < n; i++)
     g_string_append_unichar (out, byte_to_unichar (bytes[i]));
@@ -73,7 +73,8 @@ llm_gpt2_piece_bytes (const gchar * piece, guint8 * buf, gsize size)
  *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  * --------------------------------------------------------------------- */
 
-typedef enum {
+typedef enum
+{
   CLASS_SPACE,
   CLASS_LETTER,
   CLASS_NUMBER,
@@ -174,7 +175,7 @@ encode_word (const LlmVocab * v, const gchar * w, gsize n, GArray * ids,
   gint32 whole = -1;
   guint kept;
 
-  llm_gpt2_byte_to_unicode (mapped, (const guint8 *) w, n);
+  bytes_to_unicode (mapped, (const guint8 *) w, n);
   if (llm_vocab_ignore_merges (v))
     whole = llm_vocab_lookup (v, mapped->str, mapped->len);
   for (gsize i = 0; whole < 0 && i < mapped->len;

@@ -112,13 +112,15 @@ encode_ranked (const LlmVocab * v, const gchar * w, gsize n, GArray * ids,
 /* SentencePiece's BPE (and llama.cpp's llm_tokenizer_spm) for
  * vocabularies without merges: repeatedly join the adjacent pair whose
  * concatenation is the best-scoring piece, leftmost on ties. */
-typedef struct {
+typedef struct
+{
   gsize start, n;               /* bytes of the normalized text; n == 0:
                                  * merged into its left neighbour */
   gint prev, next;
 } SpmSym;
 
-typedef struct {
+typedef struct
+{
   float score;
   gint left, right;
   gsize size;                   /* bytes of the pair when it was pushed */
@@ -284,8 +286,7 @@ llm_tokenize_spm (const LlmVocab * vocab, const gchar * seg, gsize len,
     }
   }
   if (ok)
-    ok = encode_word (vocab, norm->str + start, norm->len - start, ids,
-        error);
+    ok = encode_word (vocab, norm->str + start, norm->len - start, ids, error);
   g_string_free (norm, TRUE);
   return ok;
 }

@@ -33,8 +33,7 @@ get_array (const LlmGguf * gguf, const gchar * key, GVariant ** out,
 
 /* Strings of an array key into @out (n entries); each must be UTF-8. */
 static gboolean
-read_strings (GVariant * arr, const gchar * key, gchar ** out,
-    GError ** error)
+read_strings (GVariant * arr, const gchar * key, gchar ** out, GError ** error)
 {
   gsize n = g_variant_n_children (arr);
 
@@ -151,8 +150,7 @@ read_types (const LlmGguf * gguf, LlmVocab * v, GError ** error)
   for (guint i = 0; i < v->n_tokens; i++) {
     gdouble d;
 
-    if (!number_at (arr, i, &d) || d != (gint) d || d < 0 ||
-        d > LLM_TOKEN_BYTE) {
+    if (!number_at (arr, i, &d) || d != (gint) d || d < 0 || d > LLM_TOKEN_BYTE) {
       g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
           SOURCE ": %s[%u] is not a token type (1..6)", key, i);
       return FALSE;
@@ -239,8 +237,7 @@ read_kind (const LlmGguf * gguf, LlmVocabKind * kind, GError ** error)
   }
   if (strcmp (model, "gpt2") != 0) {
     g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED,
-        SOURCE ": tokenizer model '%s' is not supported (llama, gpt2)",
-        model);
+        SOURCE ": tokenizer model '%s' is not supported (llama, gpt2)", model);
     return FALSE;
   }
   /* other pre-tokenizers (llama-bpe, qwen2, ...) split text with other

@@ -11,13 +11,14 @@
 
 #define SPM_SPACE "\xe2\x96\x81"        /* U+2581 '▁' */
 #define SPM_SPACE_LEN 3
-#define UTF8_REPLACEMENT "\xef\xbf\xbd"  /* U+FFFD */
+#define UTF8_REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
 
 /* Ids are gint32 and tables are sized by them: refuse absurd sizes early
  * instead of trying to allocate them. */
 #define MAX_TOKENS (1 << 24)
 
-typedef struct {
+typedef struct
+{
   GHashTable *piece_to_id;      /* piece (borrowed from vocab->pieces) ->
                                  * GINT_TO_POINTER (id + 1) */
   GHashTable *merge_to_rank;    /* &merge_keys[rank] -> GUINT_TO_POINTER
@@ -609,13 +610,15 @@ llm_vocab_use_regex (const LlmVocab * vocab)
 /* Byte-pair merging by rank, exactly as HF tokenizers' Word::merge_all:
  * a heap of candidate pairs ordered by (rank, position); a popped pair
  * that no longer stands next to each other is skipped. O(n log n). */
-typedef struct {
+typedef struct
+{
   guint rank;
   guint pos;                    /* index of the left symbol */
   gint32 result;
 } MergeCand;
 
-typedef struct {
+typedef struct
+{
   gint32 id;
   gint prev, next;              /* neighbours, -1 at the ends */
   gboolean alive;
@@ -779,7 +782,8 @@ get_string (JsonObject * o, const gchar * name, const gchar * source,
   *out = NULL;
   if (n == NULL)
     return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING) {
+  if (!JSON_NODE_HOLDS_VALUE (n)
+      || json_node_get_value_type (n) != G_TYPE_STRING) {
     g_autofree gchar *what = g_strdup_printf ("%s%s", where, name);
     return type_error (source, what, "a string", error);
   }
@@ -845,9 +849,10 @@ node_is_int (JsonNode * n)
       json_node_get_value_type (n) == G_TYPE_INT64;
 }
 
-static gboolean
-unsupported (const gchar * source, GError ** error, const gchar * fmt, ...)
-    G_GNUC_PRINTF (3, 4);
+/* *INDENT-OFF* */
+static gboolean unsupported (const gchar * source, GError ** error,
+    const gchar * fmt, ...) G_GNUC_PRINTF (3, 4);
+/* *INDENT-ON* */
 
 static gboolean
 unsupported (const gchar * source, GError ** error, const gchar * fmt, ...)
@@ -858,13 +863,13 @@ unsupported (const gchar * source, GError ** error, const gchar * fmt, ...)
   va_start (ap, fmt);
   msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED, "%s: %s", source,
-      msg);
+  g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED, "%s: %s", source, msg);
   return FALSE;
 }
 
 /* What the normalizer and pre-tokenizer say about the algorithm. */
-typedef struct {
+typedef struct
+{
   LlmVocabKind kind;
   LlmSpmPrepend prepend;
   gboolean prepend_unless_present;
@@ -1138,7 +1143,10 @@ read_pieces (JsonObject * model, JsonArray * added, const gchar * source,
   return TRUE;
 
 fail:
-  g_strfreev (pieces);
+  /* ids are not dense yet: free every slot, not up to the first hole */
+  for (guint i = 0; i < n_entries; i++)
+    g_free (pieces[i]);
+  g_free (pieces);
   return FALSE;
 }
 
@@ -1273,8 +1281,7 @@ resolve_name (LlmVocab * v, const gchar * name, gint32 * id,
 /* The first and last items of a TemplateProcessing "single" template
  * name the tokens put around a text (Llama: "<s>" $A). */
 static void
-template_specials (JsonObject * post, const gchar ** first,
-    const gchar ** last)
+template_specials (JsonObject * post, const gchar ** first, const gchar ** last)
 {
   const gchar *type = NULL;
   JsonArray *single = NULL;
@@ -1445,7 +1452,7 @@ vocab_from_hf (JsonObject * root, JsonObject * config, const gchar * source,
   }
   llm_vocab_set_options (v, fuse_unk, ignore_merges, st.use_regex,
       st.split_words);
-  /* dense ids are checked (and named) in finish, after the types */
+  /* ids must be dense 0..n-1: name the first hole */
   for (guint i = 0; i < n; i++)
     if (v->pieces[i] == NULL) {
       g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
@@ -1468,8 +1475,7 @@ fail:
 }
 
 LlmVocab *
-llm_vocab_new_from_hf_json_data (const gchar * data, gsize len,
-    GError ** error)
+llm_vocab_new_from_hf_json_data (const gchar * data, gsize len, GError ** error)
 {
   g_autoptr (JsonParser) parser = NULL;
 
@@ -1610,7 +1616,7 @@ llm_vocab_encode_full (const LlmVocab * vocab, const gchar * text,
   gsize n, seg = 0, pos = 0, mlen;
 
   g_return_val_if_fail (vocab != NULL, NULL);
-  g_return_val_if_fail (text != NULL || len <= 0, NULL);
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
   n = len < 0 ? strlen (text) : (gsize) len;
   if (!check_utf8 (text, n, error))
     return NULL;
@@ -1707,8 +1713,7 @@ decode_spm (const LlmVocab * v, const gint32 * ids, gsize n_ids)
     if (id < 0 || (guint) id >= v->n_tokens)
       continue;
     if (v->types[id] == LLM_TOKEN_BYTE) {
-      g_byte_array_append (run, (const guint8 *) p->text + p->text_off[id],
-          1);
+      g_byte_array_append (run, (const guint8 *) p->text + p->text_off[id], 1);
       continue;
     }
     append_byte_run (out, run->data, run->len);

@@ -40,7 +40,9 @@ struct _LlmVocab {
   gint32 pad;
   gboolean add_bos;             /* prepend BOS to a prompt */
   gboolean add_eos;
-  gboolean add_space_prefix;    /* SPM: prepend '▁' before normalizing */
+  gboolean add_space_prefix;    /* SPM: '▁' in front of the text (none
+                                 * when it starts with a space); GPT-2:
+                                 * ByteLevel add_prefix_space */
   gchar *fingerprint;           /* short stable id of this vocabulary, e.g.
                                  * "spm512-9f3a1c0e": kind, size and a hash
                                  * of pieces, types, merges and specials */
@@ -91,8 +93,11 @@ gint32 llm_vocab_find (const LlmVocab * vocab, const gchar * piece);
 gsize llm_vocab_token_bytes (const LlmVocab * vocab, gint32 id, guint8 * buf,
     gsize size);
 
-/* Whole-sequence decode as HF tokenizers does it (SPM: leading space of the
- * text removed; invalid UTF-8 replaced by U+FFFD). Special tokens skipped. */
+/* Whole-sequence decode as HF tokenizers does it, control tokens skipped.
+ * SPM: the leading space of the text removed (when the vocabulary puts
+ * '▁' in front), a run of byte tokens that is not UTF-8 gives one U+FFFD
+ * per token; GPT-2: invalid UTF-8 gives one U+FFFD per maximal invalid
+ * sequence. */
 gchar *llm_vocab_decode (const LlmVocab * vocab, const gint32 * ids,
     gsize n_ids);
 
@@ -163,7 +168,5 @@ G_GNUC_INTERNAL gboolean llm_tokenize_gpt2 (const LlmVocab * vocab,
     const gchar * seg, gsize len, GArray * ids, GError ** error);
 G_GNUC_INTERNAL gsize llm_gpt2_piece_bytes (const gchar * piece,
     guint8 * buf, gsize size);
-G_GNUC_INTERNAL void llm_gpt2_byte_to_unicode (GString * out,
-    const guint8 * bytes, gsize n);
 
 G_END_DECLS

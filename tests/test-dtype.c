@@ -72,12 +72,9 @@ GST_START_TEST (test_table)
     fail_unless_equals_string (llm_dtype_name (want[i].t), want[i].name);
     fail_unless_equals_int (llm_dtype_from_name (lower), want[i].t);
     fail_unless (llm_dtype_is_known (want[i].t));
-    fail_unless_equals_int (llm_dtype_block_elems (want[i].t),
-        want[i].elems);
-    fail_unless_equals_int (llm_dtype_block_bytes (want[i].t),
-        want[i].bytes);
-    fail_unless_equals_int (llm_dtype_can_compute (want[i].t),
-        want[i].compute);
+    fail_unless_equals_int (llm_dtype_block_elems (want[i].t), want[i].elems);
+    fail_unless_equals_int (llm_dtype_block_bytes (want[i].t), want[i].bytes);
+    fail_unless_equals_int (llm_dtype_can_compute (want[i].t), want[i].compute);
     fail_unless (llm_dtype_bytes_for (want[i].t, want[i].elems * 3, &bytes));
     fail_unless_equals_uint64 (bytes, want[i].bytes * 3);
   }

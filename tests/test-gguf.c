@@ -103,7 +103,7 @@ open_expect_error (GByteArray * b)
 
 /* --- a file with every kind of value ------------------------------------ */
 
-static const guint8 latin1[] = { 'c', 'a', 'f', 0xe9 };  /* not UTF-8 */
+static const guint8 latin1[] = { 'c', 'a', 'f', 0xe9 }; /* not UTF-8 */
 
 static GVariant *
 nested_value (void)
@@ -200,8 +200,7 @@ full_writer (GPtrArray * datas)
         llm_dtype_name (tensor_types[i]));
     GBytes *data;
 
-    fail_unless (llm_dtype_bytes_for (tensor_types[i], ne[0] * ne[1],
-            &nbytes));
+    fail_unless (llm_dtype_bytes_for (tensor_types[i], ne[0] * ne[1], &nbytes));
     data = random_bytes (rand, nbytes);
     fail_unless (llm_gguf_writer_add_tensor (w, name, tensor_types[i], 2, ne,
             data, &error));
@@ -281,7 +280,7 @@ check_full (LlmGguf * g, GPtrArray * datas)
   fail_unless_equals_uint64 (u, G_MAXUINT64);
   fail_unless (llm_gguf_get_uint (g, "t.u8", &u));
   fail_unless_equals_uint64 (u, 255);
-  fail_if (llm_gguf_get_uint (g, "t.i64", &u));  /* negative */
+  fail_if (llm_gguf_get_uint (g, "t.i64", &u)); /* negative */
   fail_if (llm_gguf_get_uint (g, "t.str", &u));
   fail_if (llm_gguf_get_uint (g, "no.such.key", &u));
   fail_unless (llm_gguf_get_float (g, "t.f32", &d));
@@ -408,8 +407,7 @@ GST_START_TEST (test_custom_alignment)
   fail_unless_equals_uint64 (llm_gguf_data_offset (g), 256);
   fail_unless_equals_uint64 (llm_gguf_tensor (g, 0)->data - base, 256);
   fail_unless_equals_uint64 (llm_gguf_tensor (g, 1)->data - base, 512);
-  fail_unless (memcmp (llm_gguf_tensor (g, 1)->data, "abcdefghijkl", 12) ==
-      0);
+  fail_unless (memcmp (llm_gguf_tensor (g, 1)->data, "abcdefghijkl", 12) == 0);
 }
 
 GST_END_TEST;

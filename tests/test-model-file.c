@@ -73,8 +73,7 @@ write_gguf (const LlmModelFile * mf, LlmDType dtype)
       llm_dtype_name (dtype));
   gchar *path = g_build_filename (tmpdir, name, NULL);
 
-  fail_unless (llm_model_file_write_gguf (mf, path, dtype, NULL, NULL,
-          &error));
+  fail_unless (llm_model_file_write_gguf (mf, path, dtype, NULL, NULL, &error));
   g_assert_no_error (error);
   return path;
 }
@@ -182,8 +181,8 @@ GST_START_TEST (test_load_hf)
   fail_unless_equals_int (mf->vocab->bos, 1);
   fail_unless_equals_int (mf->vocab->eos, 2);
   /* weights point into the mapped safetensors file: the F32 norms too */
-  fail_unless (mf->w.out_norm == llm_safetensors_find (mf->safetensors->
-          pdata[0], "model.norm.weight"));
+  fail_unless (mf->w.out_norm ==
+      llm_safetensors_find (mf->safetensors->pdata[0], "model.norm.weight"));
   fail_unless_equals_int (mf->owned->len, 0);
 
   fail_unless (steps->len >= 3);
@@ -332,12 +331,14 @@ GST_START_TEST (test_convert_f32)
 
 GST_END_TEST;
 
+/* Largest magnitude in the 32-element block of @x that holds @c. */
 static gdouble
-block_amax (const float *x, guint64 start, guint64 n)
+block_amax (const float *x, guint64 c, guint64 cols)
 {
+  guint64 start = c / 32 * 32;
   gdouble m = 0;
 
-  for (guint64 i = start; i < start + n; i++)
+  for (guint64 i = start; i < MIN (start + 32, cols); i++)
     m = MAX (m, fabs (x[i]));
   return m;
 }
@@ -358,7 +359,7 @@ check_converted (const Pair * p, LlmDType dtype)
     row_f32 (p->dst, converted_row (r, p->permuted), d);
     for (guint64 c = 0; c < cols; c++) {
       gdouble e = fabs (d[c] - s[c]);
-      gdouble amax = block_amax (s, c / 32 * 32, 32);
+      gdouble amax = block_amax (s, c, cols);
 
       err2 += e * e;
       sum2 += (gdouble) s[c] * s[c];

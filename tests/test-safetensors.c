@@ -249,13 +249,11 @@ GST_START_TEST (test_broken_headers)
   expect_json_error ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
       "\"data_offsets\":[0,4]}}", 4, LLM_ERROR_UNSUPPORTED, "5 dimensions");
   expect_json_error ("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],"
-      "\"data_offsets\":[0,0]}}", 4, LLM_ERROR_UNSUPPORTED,
-      "empty dimension");
+      "\"data_offsets\":[0,0]}}", 4, LLM_ERROR_UNSUPPORTED, "empty dimension");
   expect_json_error ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],"
       "\"data_offsets\":[0]}}", 4, LLM_ERROR_FORMAT, "data_offsets");
   expect_json_error ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],"
-      "\"data_offsets\":[4,0]}}", 4, LLM_ERROR_FORMAT,
-      "outside the data area");
+      "\"data_offsets\":[4,0]}}", 4, LLM_ERROR_FORMAT, "outside the data area");
   expect_json_error ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
       "\"data_offsets\":[0,8]}}", 4, LLM_ERROR_FORMAT,
       "data_offsets [0, 8] lie outside the data area (4 bytes)");

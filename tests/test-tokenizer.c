@@ -128,8 +128,7 @@ check_reference_cases (const LlmVocab * v, const gchar * what)
     if (!ids_equal (got, want)) {
       g_autofree gchar *g = ids_str (got), *w = ids_str (want);
       if (bad++ < 5)
-        g_printerr ("%s: case %u '%s': got %s, want %s\n", what, i, text, g,
-            w);
+        g_printerr ("%s: case %u '%s': got %s, want %s\n", what, i, text, g, w);
     }
   }
   fail_unless (bad == 0, "%s: %u of %u reference cases differ", what, bad, n);
@@ -323,8 +322,7 @@ GST_START_TEST (test_generate_prompts)
     g_assert_no_error (err);
     g = ids_str (got);
     w = ids_str (want);
-    fail_unless (ids_equal (got, want), "'%s': got %s, want %s", prompt, g,
-        w);
+    fail_unless (ids_equal (got, want), "'%s': got %s, want %s", prompt, g, w);
     back = llm_vocab_decode (v, (gint32 *) got->data, got->len);
     fail_unless_equals_string (back, json_object_get_string_member (c,
             "decode_roundtrip"));
@@ -399,7 +397,8 @@ GST_END_TEST;
 GST_START_TEST (test_invalid_utf8)
 {
   g_autoptr (LlmVocab) v = load_stories ();
-  static const struct {
+  static const struct
+  {
     const gchar *text;
     gssize len;
     const gchar *msg;
@@ -551,8 +550,7 @@ GST_START_TEST (test_fingerprint)
     fail_unless (sp != NULL);
     memcpy (sp + strlen ("\"special\": "), "null", 4);
   }
-  other2 = llm_vocab_new_from_hf_json_data (changed2->str, changed2->len,
-      &err);
+  other2 = llm_vocab_new_from_hf_json_data (changed2->str, changed2->len, &err);
   g_assert_no_error (err);
   fail_unless_equals_int (other2->types[2], LLM_TOKEN_USER_DEFINED);
   fail_if (strcmp (other2->fingerprint, v->fingerprint) == 0);
@@ -625,7 +623,8 @@ GST_START_TEST (test_malformed_json)
   expect_model_error ("{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, "
       "\"merges\": 3}", "", LLM_ERROR_FORMAT, "model.merges must be an array");
   expect_model_error ("{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, "
-      "\"merges\": [[\"a\"]]}", "", LLM_ERROR_FORMAT, "model.merges[0] must be");
+      "\"merges\": [[\"a\"]]}", "", LLM_ERROR_FORMAT,
+      "model.merges[0] must be");
   expect_model_error ("{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, "
       "\"merges\": [\"a  a\"]}", "", LLM_ERROR_FORMAT,
       "model.merges[0] must be");
@@ -1124,8 +1123,7 @@ hf_encode (const gchar * dir, const gchar * tokenizer, const gchar * mode,
   g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
       &out, &errout, &status, &err);
   g_assert_no_error (err);
-  fail_unless (g_spawn_check_wait_status (status, NULL), "python: %s",
-      errout);
+  fail_unless (g_spawn_check_wait_status (status, NULL), "python: %s", errout);
   json_parser_load_from_data (parser, out, -1, &err);
   g_assert_no_error (err);
   return parser;
@@ -1142,10 +1140,8 @@ compare_with_hf (const LlmVocab * v, const gchar * dir,
   fail_unless_equals_int (json_array_get_length (all), texts->len);
   for (guint i = 0; i < texts->len; i++) {
     const gchar *text = g_ptr_array_index (texts, i);
-    g_autoptr (GArray) want = json_ids (json_array_get_array_element (all,
-            i));
-    g_autoptr (GArray) got = encode_ok (v, text, -1,
-        LLM_ENCODE_PARSE_SPECIAL);
+    g_autoptr (GArray) want = json_ids (json_array_get_array_element (all, i));
+    g_autoptr (GArray) got = encode_ok (v, text, -1, LLM_ENCODE_PARSE_SPECIAL);
 
     if (!ids_equal (got, want) && bad++ < 5) {
       g_autofree gchar *g = ids_str (got), *w = ids_str (want);

@@ -69,18 +69,19 @@ main (int argc, char **argv)
     {NULL}
   };
   g_autoptr (GOptionContext) ctx =
-      g_option_context_new ("MODEL_DIR_OR_GGUF - convert a model to GGUF");
+      g_option_context_new ("- convert a model to GGUF");
   g_autoptr (GError) error = NULL;
   g_autoptr (LlmModelFile) mf = NULL;
   LlmDType dtype = LLM_DTYPE_F16;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_summary (ctx,
-      "Reads a Llama-family model, either a Hugging Face folder (config.json,\n"
-      "*.safetensors, tokenizer.json) or a GGUF file, and writes it as GGUF v3\n"
-      "with llama.cpp's metadata keys and tensor names. Matrices are converted\n"
-      "to TYPE; norms stay F32; matrices whose rows are not whole 32-element\n"
-      "blocks are stored as F16 when TYPE is q8_0 or q4_0.");
+      "Reads a Llama-family model, either a Hugging Face folder\n"
+      "(config.json, *.safetensors, tokenizer.json) or a GGUF file, and\n"
+      "writes it as GGUF v3 with llama.cpp's metadata keys and tensor names.\n"
+      "Matrices are converted to TYPE; norms stay F32; matrices whose rows\n"
+      "are not whole 32-element blocks are stored as F16 when TYPE is q8_0\n"
+      "or q4_0.");
   if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
     fprintf (stderr, "llmasos-convert: %s\n", error->message);
     return 1;
