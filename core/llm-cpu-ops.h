@@ -45,8 +45,10 @@ void llm_swiglu (float *out, const float *gate, const float *up, guint n);
  * is large enough to pay for it. */
 void llm_matvec (float *out, const LlmTensor * w, const float *x,
     guint n_threads);
-/* out[t][r] for @n_tokens input vectors (prefill): weights read once per
- * block of tokens. */
+/* out[t][r] = dot(row r of @w, x[t]) for @n_tokens input vectors (prefill;
+ * @x is [n_tokens][cols], @out [n_tokens][rows]): each row is read (and
+ * dequantized) once for all the tokens. F32 weights give the same bits as
+ * llm_matvec() token by token. */
 void llm_matmul (float *out, const LlmTensor * w, const float *x,
     guint n_tokens, guint n_threads);
 /* Row @row of @w (e.g. an embedding) as f32. */

@@ -54,11 +54,11 @@ struct _LlmCompute
 
   /* Activations of one block of up to LLM_PREFILL_BLOCK tokens. */
   float *x;                     /* residual stream, [block][dim] */
-  float *xb;                    /* normalised input / branch output, [block][dim] */
+  float *xb;                    /* normed input, branch output, [block][dim] */
   float *q;                     /* queries, [block][q_dim] */
   float *att;                   /* attention output, [block][q_dim] */
-  float *hb;                    /* SwiGLU gate, then its product, [block][ffn_dim] */
-  float *hb2;                   /* SwiGLU up projection, [block][ffn_dim] */
+  float *hb;                    /* SwiGLU gate, then product, [block][ffn] */
+  float *hb2;                   /* SwiGLU up projection, [block][ffn] */
   float *rope_cos;              /* RoPE table per token, [block][head_dim/2] */
   float *rope_sin;              /* [block][head_dim/2] */
 
@@ -259,9 +259,13 @@ add_f32 (float *restrict x, const float *restrict y, gsize n)
     x[i] += y[i];
 }
 
-/* Runs @n <= LLM_PREFILL_BLOCK tokens (already checked) at kv->len. */
+/* Runs @n <= LLM_PREFILL_BLOCK tokens (already checked) at kv->len. Only
+ * the last @n_out of them need an output: in the last layer the others
+ * just leave their keys and values in the cache, as llama2.c does for a
+ * prompt. The output of token t is left in row t of c->x. */
 static void
-forward_block (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens, guint n)
+forward_block (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens,
+    guint n, guint n_out)
 {
   const LlmHParams *hp = &c->hp;
   const LlmWeights *w = &c->mf->w;
@@ -280,35 +284,41 @@ forward_block (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens, guint n)
     const LlmLayerWeights *lw = &w->layers[l];
     gsize cache_off = ((gsize) l * kv->n_ctx + pos0) * kv->kv_dim;
     float *kc = kv->k + cache_off, *vc = kv->v + cache_off;
+    /* Tokens [first, n) go on past the keys and values. */
+    guint first = l + 1 < hp->n_layers ? 0 : n - n_out;
+    guint m = n - first;
+    float *x = c->x + (gsize) first * dim;
 
     /* Attention: keys and values go straight into the cache. */
     for (guint t = 0; t < n; t++)
       llm_rmsnorm (c->xb + (gsize) t * dim, c->x + (gsize) t * dim,
           lw->attn_norm, dim, hp->rms_eps);
-    llm_matmul (c->q, lw->wq, c->xb, n, nt);
     llm_matmul (kc, lw->wk, c->xb, n, nt);
     llm_matmul (vc, lw->wv, c->xb, n, nt);
-    for (guint t = 0; t < n; t++) {
-      const float *cs = c->rope_cos + t * half, *sn = c->rope_sin + t * half;
-
+    for (guint t = 0; t < n; t++)
+      llm_rope_apply (kc + (gsize) t * c->kv_dim, hp->n_kv_heads,
+          hp->head_dim, c->rope_cos + t * half, c->rope_sin + t * half,
+          interleaved);
+    if (m == 0)
+      break;
+    llm_matmul (c->q, lw->wq, c->xb + (gsize) first * dim, m, nt);
+    for (guint t = 0; t < m; t++)
       llm_rope_apply (c->q + (gsize) t * c->q_dim, hp->n_heads, hp->head_dim,
-          cs, sn, interleaved);
-      llm_rope_apply (kc + (gsize) t * c->kv_dim, hp->n_kv_heads, hp->head_dim,
-          cs, sn, interleaved);
-    }
-    attention_block (c, kv, l, pos0, n);
-    llm_matmul (c->xb, lw->wo, c->att, n, nt);
-    add_f32 (c->x, c->xb, (gsize) n * dim);
+          c->rope_cos + (first + t) * half, c->rope_sin + (first + t) * half,
+          interleaved);
+    attention_block (c, kv, l, pos0 + first, m);
+    llm_matmul (c->xb, lw->wo, c->att, m, nt);
+    add_f32 (x, c->xb, (gsize) m * dim);
 
     /* SwiGLU feed-forward. */
-    for (guint t = 0; t < n; t++)
-      llm_rmsnorm (c->xb + (gsize) t * dim, c->x + (gsize) t * dim,
+    for (guint t = 0; t < m; t++)
+      llm_rmsnorm (c->xb + (gsize) t * dim, x + (gsize) t * dim,
           lw->ffn_norm, dim, hp->rms_eps);
-    llm_matmul (c->hb, lw->w_gate, c->xb, n, nt);
-    llm_matmul (c->hb2, lw->w_up, c->xb, n, nt);
-    llm_swiglu (c->hb, c->hb, c->hb2, n * hp->ffn_dim);
-    llm_matmul (c->xb, lw->w_down, c->hb, n, nt);
-    add_f32 (c->x, c->xb, (gsize) n * dim);
+    llm_matmul (c->hb, lw->w_gate, c->xb, m, nt);
+    llm_matmul (c->hb2, lw->w_up, c->xb, m, nt);
+    llm_swiglu (c->hb, c->hb, c->hb2, m * hp->ffn_dim);
+    llm_matmul (c->xb, lw->w_down, c->hb, m, nt);
+    add_f32 (x, c->xb, (gsize) m * dim);
   }
   kv->len += n;
 }
@@ -346,12 +356,13 @@ llm_compute_forward (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens,
   if (!ensure_scores (c, kv->n_ctx, error))
     return FALSE;
 
-  for (guint t0 = 0; t0 < n; t0 += LLM_PREFILL_BLOCK)
-    forward_block (c, kv, tokens + t0, MIN (LLM_PREFILL_BLOCK, n - t0));
+  for (guint t0 = 0; t0 < n; t0 += LLM_PREFILL_BLOCK) {
+    guint len = MIN (LLM_PREFILL_BLOCK, n - t0);
 
-  llm_rmsnorm (hidden_out,
-      c->x + (gsize) ((n - 1) % LLM_PREFILL_BLOCK) * hp->dim,
-      c->mf->w.out_norm, hp->dim, hp->rms_eps);
+    forward_block (c, kv, tokens + t0, len, t0 + len == n ? 1 : 0);
+  }
+  llm_rmsnorm (hidden_out, c->x + (gsize) ((n - 1) % LLM_PREFILL_BLOCK) *
+      hp->dim, c->mf->w.out_norm, hp->dim, hp->rms_eps);
   return TRUE;
 }
 

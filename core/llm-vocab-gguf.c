@@ -129,6 +129,14 @@ read_scores (const LlmGguf * gguf, LlmVocab * v, GError ** error)
   return TRUE;
 }
 
+/* 0..6; 0 is llama.cpp's "undefined". Range first: casting a huge double
+ * to an int is undefined. */
+static gboolean
+is_token_type (gdouble d)
+{
+  return d >= 0 && d <= LLM_TOKEN_BYTE && d == (gint) d;
+}
+
 /* Token types; without them, <0xNN> pieces of an SPM vocabulary are its
  * byte tokens, as llama.cpp assumes. */
 static gboolean
@@ -150,7 +158,7 @@ read_types (const LlmGguf * gguf, LlmVocab * v, GError ** error)
   for (guint i = 0; i < v->n_tokens; i++) {
     gdouble d;
 
-    if (!number_at (arr, i, &d) || d != (gint) d || d < 0 || d > LLM_TOKEN_BYTE) {
+    if (!number_at (arr, i, &d) || !is_token_type (d)) {
       g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
           SOURCE ": %s[%u] is not a token type (1..6)", key, i);
       return FALSE;

@@ -290,6 +290,19 @@ resolve_merge (const LlmVocab * v, const gchar * m, gsize at, gint32 * left,
   return *left >= 0 && *right >= 0 && *result >= 0;
 }
 
+/* g_int64_hash() keeps only the low 32 bits, the right id: every merge
+ * with the same right piece would share a bucket. Mix both halves. */
+static guint
+pair_hash (gconstpointer key)
+{
+  guint64 k = *(const guint64 *) key;
+
+  k ^= k >> 33;
+  k *= G_GUINT64_CONSTANT (0xff51afd7ed558ccd);
+  k ^= k >> 33;
+  return (guint) k;
+}
+
 /* A merge "left right" is split at @split (the offset of the space the
  * loader knows), or, where the loader does not know it (GGUF), at the
  * first space after the first byte, as llama.cpp reads them. */
@@ -299,7 +312,7 @@ build_merge_table (LlmVocab * v, const guint * split, const gchar * source,
 {
   VocabPriv *p = PRIV (v);
 
-  p->merge_to_rank = g_hash_table_new (g_int64_hash, g_int64_equal);
+  p->merge_to_rank = g_hash_table_new (pair_hash, g_int64_equal);
   p->merge_keys = g_new (guint64, MAX (v->n_merges, 1));
   p->merge_result = g_new (gint32, MAX (v->n_merges, 1));
   for (guint r = 0; r < v->n_merges; r++) {

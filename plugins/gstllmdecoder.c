@@ -188,8 +188,13 @@ gst_llm_decoder_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     s->pos = meta->rows[r].position;
     s->next_token = -1;
     s->hidden = g_memdup2 ((float *) map.data + r * dim, dim * sizeof (float));
-    g_hash_table_steal_extended (self->start_events, &s->id, NULL,
-        (gpointer *) & s->start_event);
+    {
+      gpointer key = NULL;
+
+      if (g_hash_table_steal_extended (self->start_events, &s->id, &key,
+              (gpointer *) & s->start_event))
+        g_free (key);
+    }
     /* Wait for room in the batch: this is the decoder's back-pressure on
      * the encoder. */
     while (!self->flushing && self->last_flow == GST_FLOW_OK &&

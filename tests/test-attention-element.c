@@ -45,8 +45,10 @@ random_memory (GRand * rand, guint n, float **data)
   for (guint i = 0; i < n; i++)
     f[i] = g_rand_double_range (rand, -2.0, 2.0);
   *data = f;
-  return gst_memory_new_wrapped (0, g_memdup2 (f, n * sizeof (float)),
-      n * sizeof (float), 0, n * sizeof (float), NULL, NULL);
+  gpointer copy = g_memdup2 (f, n * sizeof (float));
+
+  return gst_memory_new_wrapped (0, copy, n * sizeof (float), 0,
+      n * sizeof (float), copy, g_free);
 }
 
 static void

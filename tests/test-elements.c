@@ -1,6 +1,8 @@
 /* The six elements in real pipelines on stories260K.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <json-glib/json-glib.h>
 #include <string.h>
 #include <glib/gstdio.h>
 
@@ -318,6 +320,67 @@ GST_START_TEST (test_no_model)
 
 GST_END_TEST;
 
+/* The 300 strings of reference/tokenize.json through llmtokenizer itself
+ * (one prompt per buffer, no special tokens) give the reference ids. */
+GST_START_TEST (test_tokenizer_element_reference)
+{
+  gchar *path = llm_test_model_file ("stories260K", "reference/tokenize.json");
+  gchar *launch = g_strdup_printf ("llmtokenizer model=\"%s\" "
+      "prompt-mode=buffer add-special=false", model_dir);
+  JsonParser *parser = json_parser_new ();
+  GstHarness *h;
+  JsonArray *cases;
+
+  fail_unless (json_parser_load_from_file (parser, path, NULL));
+  cases = json_object_get_array_member (json_node_get_object
+      (json_parser_get_root (parser)), "cases");
+  fail_unless_equals_int (json_array_get_length (cases), 300);
+  h = gst_harness_new_parse (launch);
+  gst_harness_set_src_caps_str (h, "text/x-raw, format=utf8");
+  for (guint i = 0; i < json_array_get_length (cases); i++) {
+    JsonObject *o = json_array_get_object_element (cases, i);
+    const gchar *text = json_object_get_string_member (o, "text");
+    JsonArray *ids = json_object_get_array_member (o, "ids");
+    GstBuffer *out;
+    GstMapInfo map;
+
+    fail_unless_equals_int (gst_harness_push (h,
+            gst_buffer_new_memdup (text, strlen (text))), GST_FLOW_OK);
+    out = gst_harness_pull (h);
+    gst_buffer_map (out, &map, GST_MAP_READ);
+    fail_unless_equals_int (map.size / sizeof (gint32),
+        json_array_get_length (ids));
+    for (guint t = 0; t < json_array_get_length (ids); t++)
+      fail_unless_equals_int (((gint32 *) map.data)[t],
+          json_array_get_int_element (ids, t));
+    gst_buffer_unmap (out, &map);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+  g_object_unref (parser);
+  g_free (launch);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+/* Invalid UTF-8 in a prompt: an element error that says where. */
+GST_START_TEST (test_invalid_utf8)
+{
+  gchar *desc = g_strdup_printf ("appsrc name=src ! llmtokenizer "
+      "model=\"%s\" ! llmencoder ! llmdecoder ! llmsampler ! llmdetokenizer "
+      "! appsink name=sink", model_dir);
+  LlmRunResult *r = llm_run_pipeline (desc, "ab\xff\xfe");
+
+  g_free (desc);
+  fail_unless (r->error != NULL);
+  fail_unless (strstr (r->error, "UTF-8") != NULL, "%s", r->error);
+  fail_unless (strstr (r->error, "byte 2") != NULL, "%s", r->error);
+  llm_run_result_free (r);
+}
+
+GST_END_TEST;
+
 static Suite *
 elements_suite (void)
 {
@@ -339,6 +402,8 @@ elements_suite (void)
   tcase_add_test (tc, test_max_tokens);
   tcase_add_test (tc, test_bad_model_path);
   tcase_add_test (tc, test_no_model);
+  tcase_add_test (tc, test_tokenizer_element_reference);
+  tcase_add_test (tc, test_invalid_utf8);
   return s;
 }
 

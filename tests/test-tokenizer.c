@@ -1070,8 +1070,8 @@ static const gchar *py_script =
     "    tok.normalizer = None\n"
     "    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement='\\u2581',"
     " prepend_scheme='always', split=False)\n"
-    "out = [tok.encode(t, add_special_tokens=False).ids for t in req['texts']]\n"
-    "json.dump(out, sys.stdout)\n";
+    "out = [tok.encode(t, add_special_tokens=False).ids\n"
+    "       for t in req['texts']]\n" "json.dump(out, sys.stdout)\n";
 
 static gboolean
 have_hf_tokenizers (void)

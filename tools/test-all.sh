@@ -26,14 +26,17 @@ ninja -C build-asan
 # The C tests only: gst-launch-1.0 is not instrumented, so it cannot load
 # the instrumented plugin. No fork for the registry scan, for the same reason.
 c_tests=$(meson test -C build-asan --list 2>/dev/null | grep -v '\.sh$' | tr '\n' ' ')
-GST_REGISTRY_FORK=no \
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+# CK_FORK=no: one process per test program, so leaks are checked once, at
+# its end, after everything was torn down. allocator_may_return_null: the
+# out-of-memory tests ask for absurd sizes on purpose.
+CK_FORK=no GST_REGISTRY_FORK=no \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 LSAN_OPTIONS=suppressions=$(pwd)/tests/lsan.supp \
   meson test -C build-asan --print-errorlogs --num-processes "$jobs" $c_tests
 
 echo "== element tests under valgrind memcheck"
-meson test -C build --print-errorlogs --num-processes "$jobs" --timeout-multiplier 10 \
+CK_FORK=no meson test -C build --print-errorlogs --num-processes "$jobs" --timeout-multiplier 10 \
   --wrap="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(pwd)/tests/valgrind.supp --suppressions=/usr/share/glib-2.0/valgrind/glib.supp --gen-suppressions=all" \
   test-elements test-attention-element test-lifecycle
 echo "== all tests passed"
