@@ -203,21 +203,22 @@ llm_rope (float *x, guint n_heads, guint head_dim, guint pos, float theta,
 /* exp(x) to within 2 ulp, branch-free so that loops calling it vectorize
  * (libm's expf is a call per element). Cephes' expf: x = n ln2 + r with
  * |r| <= ln2/2, exp(r) by a degree-7 polynomial, 2^n put in the exponent
- * bits. Results below 2^-126 flush to about 2^-126 and above 2^127 saturate
- * near 1.7e38 (never infinite); NaN stays NaN. */
+ * bits. Below e^-87 it returns 0 rather than a denormal (a denormal weight
+ * would make every product with it take a slow microcode path on many
+ * CPUs), above e^88 +inf; NaN stays NaN. */
 static inline float
 exp_f32 (float x)
 {
   const float magic = 12582912.0f;      /* 1.5 * 2^23: rounds to an integer */
-  float t, n, r, p;
-  gint32 bits;
+  float xc, t, n, r, p;
+  guint32 bits;                 /* unsigned: any NaN bits shift safely */
 
-  /* Clamped to where 2^n is a normal float; NaN passes both tests. */
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  t = x * 1.44269504088896341f + magic;
+  /* Where 2^n is a normal float. */
+  xc = x < -87.0f ? -87.0f : x;
+  xc = xc > 88.0f ? 88.0f : xc;
+  t = xc * 1.44269504088896341f + magic;
   n = t - magic;
-  r = x - n * 0.693359375f;
+  r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -228,9 +229,11 @@ exp_f32 (float x)
   p = p * r * r + r + 1.0f;
   /* The low bits of t hold n; build the float 2^n. */
   memcpy (&bits, &t, sizeof (bits));
-  bits = (bits - 0x4B400000 + 127) << 23;
+  bits = (bits - 0x4B400000u + 127u) << 23;
   memcpy (&t, &bits, sizeof (t));
-  return p * t;
+  p = p * t;
+  p = x < -87.0f ? 0.0f : p;
+  return x > 88.0f ? INFINITY : p;
 }
 
 /* Largest element, eight running maxima at a time. */

@@ -6,6 +6,7 @@
 
 #include "llm-vocab.h"
 #include "llm-error.h"
+#include "llm-heap.h"
 
 #define SPM_SPACE "\xe2\x96\x81"        /* U+2581 '▁' */
 #define SPM_SPACE_LEN 3
@@ -111,7 +112,8 @@ encode_ranked (const LlmVocab * v, const gchar * w, gsize n, GArray * ids,
 
 /* SentencePiece's BPE (and llama.cpp's llm_tokenizer_spm) for
  * vocabularies without merges: repeatedly join the adjacent pair whose
- * concatenation is the best-scoring piece, leftmost on ties. */
+ * concatenation is the best-scoring piece, leftmost on ties (a heap of
+ * candidate pairs, core/llm-heap.c; stale ones are skipped). */
 typedef struct
 {
   gsize start, n;               /* bytes of the normalized text; n == 0:
@@ -126,54 +128,13 @@ typedef struct
   gsize size;                   /* bytes of the pair when it was pushed */
 } SpmBigram;
 
+/* Best score first, leftmost on ties. */
 static gboolean
-bigram_better (const SpmBigram * a, const SpmBigram * b)
+bigram_better (gconstpointer pa, gconstpointer pb)
 {
+  const SpmBigram *a = pa, *b = pb;
+
   return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static void
-bigram_push (GArray * heap, const SpmBigram * b)
-{
-  SpmBigram *h;
-  guint i;
-
-  g_array_append_vals (heap, b, 1);
-  h = (SpmBigram *) heap->data;
-  for (i = heap->len - 1; i > 0 && bigram_better (&h[i], &h[(i - 1) / 2]);
-      i = (i - 1) / 2) {
-    SpmBigram t = h[i];
-    h[i] = h[(i - 1) / 2];
-    h[(i - 1) / 2] = t;
-  }
-}
-
-static SpmBigram
-bigram_pop (GArray * heap)
-{
-  SpmBigram *h = (SpmBigram *) heap->data;
-  SpmBigram top = h[0];
-  guint i = 0, n;
-
-  h[0] = h[heap->len - 1];
-  g_array_set_size (heap, heap->len - 1);
-  n = heap->len;
-  for (;;) {
-    guint l = 2 * i + 1, r = l + 1, m = i;
-    SpmBigram t;
-
-    if (l < n && bigram_better (&h[l], &h[m]))
-      m = l;
-    if (r < n && bigram_better (&h[r], &h[m]))
-      m = r;
-    if (m == i)
-      break;
-    t = h[i];
-    h[i] = h[m];
-    h[m] = t;
-    i = m;
-  }
-  return top;
 }
 
 /* SentencePiece keeps control, unknown and byte pieces out of merging. */
@@ -204,7 +165,7 @@ try_bigram (const LlmVocab * v, const gchar * w, const SpmSym * s,
   if (id < 0)
     return;
   b.score = v->scores[id];
-  bigram_push (heap, &b);
+  llm_heap_push (heap, &b, bigram_better);
 }
 
 static gboolean
@@ -228,8 +189,12 @@ encode_scored (const LlmVocab * v, const gchar * w, gsize n, GArray * ids,
     try_bigram (v, w, s, i, heap);
 
   while (heap->len > 0) {
-    SpmBigram b = bigram_pop (heap);
-    SpmSym *l = &s[b.left], *r = &s[b.right];
+    SpmBigram b;
+    SpmSym *l, *r;
+
+    llm_heap_pop (heap, &b, bigram_better);
+    l = &s[b.left];
+    r = &s[b.right];
 
     if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
       continue;

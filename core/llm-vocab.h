@@ -156,6 +156,10 @@ G_GNUC_INTERNAL void llm_vocab_set_options (LlmVocab * vocab,
     gboolean fuse_unk, gboolean ignore_merges, gboolean use_regex,
     gboolean split_words);
 G_GNUC_INTERNAL gboolean llm_vocab_piece_is_byte (const gchar * piece);
+/* The piece -> id table alone, for a loader that looks pieces up before
+ * finish() (which then keeps it). */
+G_GNUC_INTERNAL gboolean llm_vocab_build_piece_table (LlmVocab * vocab,
+    const gchar * source, GError ** error);
 G_GNUC_INTERNAL gboolean llm_vocab_finish (LlmVocab * vocab,
     const gchar * source, const guint * merge_split, GError ** error);
 

@@ -260,10 +260,20 @@ GST_START_TEST (test_softmax_unscaled)
     float y[6] = { 3.0f, -INFINITY, 1e4f, -1e30f, 9999.0f, 1e4f };
 
     llm_softmax (y, 6);
-    fail_unless (y[1] < 1e-30f && y[3] < 1e-30f && y[0] < 1e-30f);
+    /* Weights below e^-87 are exact zeros, never denormals. */
+    fail_unless (y[0] == 0.0f && y[1] == 0.0f && y[3] == 0.0f);
     fail_unless (fabs (y[2] - 1 / (2 + exp (-1.0))) < 1e-6);
     fail_unless (y[2] == y[5]);
     fail_unless (fabs (y[4] - exp (-1.0) / (2 + exp (-1.0))) < 1e-6);
+  }
+  {
+    /* NaN in, NaN out (not a silent zero). */
+    float z[3] = { 0.0f, NAN, -1.0f }, g[2] = { NAN, 1.0f }, u[2] = { 1, 1 };
+
+    llm_softmax_unscaled (z, 3);
+    fail_unless (isnan (z[1]) && z[0] == 1.0f);
+    llm_swiglu (g, g, u, 2);
+    fail_unless (isnan (g[0]) && isfinite (g[1]));
   }
   g_free (x);
   g_free (want);

@@ -50,8 +50,11 @@ push_prompt (GstElement * p, const gchar * prompt)
   GstElement *src = gst_bin_get_by_name (GST_BIN (p), "src");
   GstFlowReturn fr;
 
-  g_signal_emit_by_name (src, "push-buffer",
-      gst_buffer_new_memdup (prompt, strlen (prompt)), &fr);
+  GstBuffer *buf = gst_buffer_new_memdup (prompt, strlen (prompt));
+
+  /* The action signal does not take the buffer. */
+  g_signal_emit_by_name (src, "push-buffer", buf, &fr);
+  gst_buffer_unref (buf);
   g_signal_emit_by_name (src, "end-of-stream", &fr);
   gst_object_unref (src);
 }

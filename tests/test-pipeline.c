@@ -68,9 +68,13 @@ llm_run_pipeline (const gchar * desc, const gchar * prompt)
     GstFlowReturn fr;
     gsize len = strlen (prompt);
 
-    if (len > 0)
-      g_signal_emit_by_name (src, "push-buffer",
-          gst_buffer_new_memdup (prompt, len), &fr);
+    if (len > 0) {
+      GstBuffer *buf = gst_buffer_new_memdup (prompt, len);
+
+      /* The action signal does not take the buffer. */
+      g_signal_emit_by_name (src, "push-buffer", buf, &fr);
+      gst_buffer_unref (buf);
+    }
     g_signal_emit_by_name (src, "end-of-stream", &fr);
     gst_object_unref (src);
   }

@@ -77,8 +77,9 @@ ids_str (const GArray * ids)
 static gboolean
 ids_equal (const GArray * a, const GArray * b)
 {
-  return a->len == b->len && memcmp (a->data, b->data,
-      a->len * sizeof (gint32)) == 0;
+  /* An empty GArray may have no data at all: no memcmp on NULL. */
+  return a->len == b->len && (a->len == 0 || memcmp (a->data, b->data,
+          a->len * sizeof (gint32)) == 0);
 }
 
 static GArray *

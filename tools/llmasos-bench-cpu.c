@@ -129,6 +129,7 @@ pipeline_run (const gchar * model, const gchar * prompt, guint n_tokens,
   Timing t = { 0 };
   GstMessage *msg;
   GstFlowReturn fr;
+  GstBuffer *buf;
   GstPad *pad;
 
   if (p == NULL)
@@ -138,8 +139,9 @@ pipeline_run (const gchar * model, const gchar * prompt, guint n_tokens,
   gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_token, &t, NULL);
   src = gst_bin_get_by_name (GST_BIN (p), "src");
   gst_element_set_state (p, GST_STATE_PLAYING);
-  g_signal_emit_by_name (src, "push-buffer",
-      gst_buffer_new_memdup (prompt, strlen (prompt)), &fr);
+  buf = gst_buffer_new_memdup (prompt, strlen (prompt));
+  g_signal_emit_by_name (src, "push-buffer", buf, &fr);
+  gst_buffer_unref (buf);       /* the action signal does not take it */
   g_signal_emit_by_name (src, "end-of-stream", &fr);
   msg = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (p), GST_CLOCK_TIME_NONE,
       GST_MESSAGE_EOS | GST_MESSAGE_ERROR);

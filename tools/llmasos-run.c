@@ -259,8 +259,10 @@ main (int argc, char **argv)
     gsize len = strlen (prompt);
     GstFlowReturn fr;
 
-    g_signal_emit_by_name (src, "push-buffer",
-        gst_buffer_new_wrapped (g_memdup2 (prompt, len), len), &fr);
+    GstBuffer *buf = gst_buffer_new_memdup (prompt, len);
+
+    g_signal_emit_by_name (src, "push-buffer", buf, &fr);
+    gst_buffer_unref (buf);     /* the action signal does not take it */
     g_signal_emit_by_name (src, "end-of-stream", &fr);
     g_main_loop_run (st.loop);
   }

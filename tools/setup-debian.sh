@@ -3,7 +3,7 @@
 # Uses sudo when not run as root. Safe to run again.
 set -euo pipefail
 pkgs=(
-  meson ninja-build gcc pkg-config python3
+  meson ninja-build gcc pkg-config python3 python3-venv
   libglib2.0-dev libjson-glib-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base

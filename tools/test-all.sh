@@ -15,6 +15,15 @@ setup () { # dir, meson args...
   else meson setup "$dir" "$@" >/dev/null; fi
 }
 
+# Python peers for the tests that compare with them (gguf's reader for the
+# converter, HF tokenizers for the tokenizer); the tests say so and skip
+# those comparisons when this fails (no network).
+if [ ! -x build-pyenv/bin/python3 ]; then
+  python3 -m venv build-pyenv && build-pyenv/bin/pip install -q gguf tokenizers ||
+    echo "test-all: could not install the Python peers (gguf, tokenizers)" >&2
+fi
+[ -x build-pyenv/bin/python3 ] && export PATH=$(pwd)/build-pyenv/bin:$PATH
+
 echo "== build and test (debugoptimized)"
 setup build
 ninja -C build
