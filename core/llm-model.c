@@ -61,11 +61,22 @@ llm_model_finalize (GObject * object)
   G_OBJECT_CLASS (llm_model_parent_class)->finalize (object);
 }
 
+/* So that gst-launch-1.0 -v and debug logs print a shared model's path. */
+static void
+model_to_string (const GValue * src, GValue * dest)
+{
+  LlmModel *model = g_value_get_object (src);
+
+  g_value_set_string (dest, model ? model->path : "(none)");
+}
+
 static void
 llm_model_class_init (LlmModelClass * klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
 
+  g_value_register_transform_func (LLM_TYPE_MODEL, G_TYPE_STRING,
+      model_to_string);
   gobject_class->dispose = llm_model_dispose;
   gobject_class->finalize = llm_model_finalize;
 }

@@ -39,7 +39,7 @@ c_tests=$(meson test -C build-asan --list 2>/dev/null | grep -v '\.sh$' | tr '\n
 # its end, after everything was torn down. allocator_may_return_null: the
 # out-of-memory tests ask for absurd sizes on purpose.
 CK_FORK=no GST_REGISTRY_FORK=no \
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1:fast_unwind_on_malloc=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 LSAN_OPTIONS=suppressions=$(pwd)/tests/lsan.supp \
   meson test -C build-asan --print-errorlogs --num-processes "$jobs" $c_tests
