@@ -55,6 +55,7 @@ typedef struct
   LlmDetok *detok;
   GString *held;                /* text waiting for earlier sequences */
   GstEvent *start_event;
+  GstEvent *end_event;          /* the decoder's llm-sequence-end, or NULL */
   gboolean ended;
   gboolean stopped;             /* a stop string was reached */
 } DetokSeq;
@@ -91,6 +92,8 @@ detok_seq_free (DetokSeq * s)
   g_string_free (s->held, TRUE);
   if (s->start_event)
     gst_event_unref (s->start_event);
+  if (s->end_event)
+    gst_event_unref (s->end_event);
   g_free (s);
 }
 
@@ -153,8 +156,10 @@ drain_order (GstLlmDetokenizer * self)
       break;
     if (self->separator && *self->separator)
       ret = push_text (self, self->separator, strlen (self->separator));
-    gst_pad_push_event (self->srcpad, llm_event_new_sequence_end (s->id,
-            s->stopped ? LLM_END_REASON_STOPPED : "done", 0));
+    /* Forward the decoder's own end event, with its reason and count. */
+    gst_pad_push_event (self->srcpad, s->end_event ? s->end_event :
+        llm_event_new_sequence_end (s->id, LLM_END_REASON_STOPPED, 0));
+    s->end_event = NULL;
     g_queue_pop_head (&self->order);
     detok_seq_free (s);
   }
@@ -210,12 +215,19 @@ gst_llm_detokenizer_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 }
 
 static void
-end_seq (GstLlmDetokenizer * self, guint64 id)
+end_seq (GstLlmDetokenizer * self, guint64 id, GstEvent * end_event)
 {
   DetokSeq *s = find_seq (self, id);
 
-  if (s == NULL)
+  if (s == NULL) {
+    if (end_event)
+      gst_event_unref (end_event);
     return;
+  }
+  if (end_event) {
+    gst_event_replace (&s->end_event, end_event);
+    gst_event_unref (end_event);
+  }
   g_string_truncate (self->scratch, 0);
   if (!s->stopped)
     llm_detok_finish (s->detok, self->scratch);
@@ -259,8 +271,7 @@ gst_llm_detokenizer_sink_event (GstPad * pad, GstObject * parent,
         return TRUE;
       }
       if (llm_event_parse_sequence_end (event, &id, NULL, NULL)) {
-        gst_event_unref (event);
-        end_seq (self, id);
+        end_seq (self, id, event);
         drain_order (self);
         return TRUE;
       }
@@ -269,7 +280,7 @@ gst_llm_detokenizer_sink_event (GstPad * pad, GstObject * parent,
       /* Sequences the decoder never ended (should not happen) still get
        * their text out. */
       for (GList * l = self->order.head; l; l = l->next)
-        end_seq (self, ((DetokSeq *) l->data)->id);
+        end_seq (self, ((DetokSeq *) l->data)->id, NULL);
       drain_order (self);
       break;
     case GST_EVENT_FLUSH_STOP:
