@@ -220,6 +220,39 @@ llm_model_lookup_sequence (LlmModel * model, guint64 id)
   return seq;
 }
 
+LlmSequence *
+llm_model_claim_sequence (LlmModel * model, guint64 id)
+{
+  LlmSequence *seq;
+
+  g_mutex_lock (&model->lock);
+  seq = g_hash_table_lookup (model->sequences, &id);
+  if (seq)
+    seq->claimed = TRUE;
+  g_mutex_unlock (&model->lock);
+  return seq;
+}
+
+static gboolean
+is_unclaimed_of (gpointer key, gpointer value, gpointer owner)
+{
+  LlmSequence *seq = value;
+
+  return !seq->claimed && seq->owner == owner;
+}
+
+guint
+llm_model_remove_unclaimed (LlmModel * model, gconstpointer owner)
+{
+  guint n;
+
+  g_mutex_lock (&model->lock);
+  n = g_hash_table_foreach_remove (model->sequences, is_unclaimed_of,
+      (gpointer) owner);
+  g_mutex_unlock (&model->lock);
+  return n;
+}
+
 gboolean
 llm_model_remove_sequence (LlmModel * model, guint64 id)
 {

@@ -46,7 +46,8 @@ typedef struct {
   guint64 id;
   LlmKvCache *kv;
   guint n_prompt;               /* tokens of the prompt, BOS included */
-  gboolean prompt_has_text;     /* a prompt token other than control ones */
+  gconstpointer owner;          /* the element that made it (llmencoder) */
+  gboolean claimed;             /* a decoder has taken it over */
 } LlmSequence;
 
 /* A fresh id, unique in the process. */
@@ -55,6 +56,11 @@ guint64 llm_model_next_sequence_id (LlmModel * model);
 void llm_model_add_sequence (LlmModel * model, LlmSequence * seq);
 /* Looks up a live sequence (the model keeps ownership) or NULL. */
 LlmSequence *llm_model_lookup_sequence (LlmModel * model, guint64 id);
+/* Marks @id as taken over by a decoder; returns it, or NULL if not live. */
+LlmSequence *llm_model_claim_sequence (LlmModel * model, guint64 id);
+/* Frees the sequences @owner made that no decoder took over (in flight when
+ * a flush or a stop dropped them). Returns how many. */
+guint llm_model_remove_unclaimed (LlmModel * model, gconstpointer owner);
 /* Ends a sequence and frees its cache; FALSE if it was not live. */
 gboolean llm_model_remove_sequence (LlmModel * model, guint64 id);
 guint llm_model_n_sequences (LlmModel * model);

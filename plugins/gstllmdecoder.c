@@ -184,6 +184,9 @@ gst_llm_decoder_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   for (guint r = 0; r < meta->n_rows; r++) {
     DecSeq *s = g_new0 (DecSeq, 1);
 
+    /* From here the decoder frees its cache, whatever happens. */
+    llm_model_claim_sequence (model, meta->rows[r].seq_id);
+
     s->id = meta->rows[r].seq_id;
     s->pos = meta->rows[r].position;
     s->next_token = -1;
@@ -247,7 +250,12 @@ gst_llm_decoder_sink_event (GstPad * pad, GstObject * parent,
       gst_pad_push_event (self->srcpad, event);
       gst_pad_pause_task (self->srcpad);
       return TRUE;
-    case GST_EVENT_FLUSH_STOP:
+    case GST_EVENT_FLUSH_STOP:{
+      gboolean ok;
+
+      /* The streaming thread holds the stream lock for a whole iteration
+       * (it may be computing rows we are about to free): wait for it. */
+      GST_PAD_STREAM_LOCK (self->srcpad);
       g_mutex_lock (&self->lock);
       abort_all (self);
       self->flushing = FALSE;
@@ -255,8 +263,17 @@ gst_llm_decoder_sink_event (GstPad * pad, GstObject * parent,
       self->last_flow = GST_FLOW_OK;
       g_mutex_unlock (&self->lock);
       gst_pad_push_event (self->srcpad, event);
-      return gst_pad_start_task (self->srcpad,
+      if (self->started) {
+        GstSegment segment;     /* the flush reset the running time */
+
+        gst_segment_init (&segment, GST_FORMAT_TIME);
+        gst_pad_push_event (self->srcpad, gst_event_new_segment (&segment));
+      }
+      ok = gst_pad_start_task (self->srcpad,
           (GstTaskFunction) gst_llm_decoder_loop, self->srcpad, NULL);
+      GST_PAD_STREAM_UNLOCK (self->srcpad);
+      return ok;
+    }
     case GST_EVENT_CUSTOM_DOWNSTREAM:
       if (llm_event_parse_sequence_start (event, &id, &n_prompt, &has_text)) {
         guint64 *key = g_new (guint64, 1);

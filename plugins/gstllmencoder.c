@@ -27,16 +27,20 @@
 #include "llm-meta.h"
 #include "llm-forward.h"
 
+#include <string.h>
+
 GST_DEBUG_CATEGORY_STATIC (gst_llm_encoder_debug);
 #define GST_CAT_DEFAULT gst_llm_encoder_debug
 
 #define DEFAULT_CONTEXT_LENGTH 0
 #define DEFAULT_N_THREADS 0
+#define DEFAULT_CONTEXT_OVERFLOW GST_LLM_CONTEXT_OVERFLOW_ERROR
 
 enum
 {
   PROP_0,
   PROP_CONTEXT_LENGTH,
+  PROP_CONTEXT_OVERFLOW,
   PROP_N_THREADS,
   PROP_ATTENTION,
 };
@@ -48,6 +52,7 @@ struct _GstLlmEncoder
   GstPad *sinkpad, *srcpad;
 
   guint context_length;
+  GstLlmContextOverflow context_overflow;
   guint n_threads;
   GstElement *attention;
 
@@ -65,6 +70,61 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
 G_DEFINE_TYPE (GstLlmEncoder, gst_llm_encoder, GST_TYPE_LLM_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (llmencoder, "llmencoder", GST_RANK_NONE,
     GST_TYPE_LLM_ENCODER);
+
+#define GST_TYPE_LLM_CONTEXT_OVERFLOW (gst_llm_context_overflow_get_type ())
+static GType
+gst_llm_context_overflow_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_LLM_CONTEXT_OVERFLOW_ERROR,
+        "A prompt longer than the context is an error", "error"},
+    {GST_LLM_CONTEXT_OVERFLOW_TRUNCATE,
+          "Keep BOS and the most recent tokens, filling half the context "
+          "(the other half is left for the continuation)", "truncate"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstLlmContextOverflow", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+/* Fits @ids (n of them) into @n_ctx positions as the context-overflow
+ * property says. Returns the number of tokens to run, starting at
+ * *first; 0 with an element error posted if the prompt must be refused. */
+static guint
+fit_prompt (GstLlmEncoder * self, LlmModel * model, gint32 * ids, guint n,
+    guint n_ctx)
+{
+  const LlmVocab *vocab = llm_model_get_vocab (model);
+  guint keep, dropped;
+
+  if (n <= n_ctx)
+    return n;
+  if (self->context_overflow == GST_LLM_CONTEXT_OVERFLOW_ERROR) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("Prompt of %u tokens does not fit the context of %u tokens (set "
+            "context-overflow=truncate to keep the most recent tokens, or a "
+            "larger context-length)", n, n_ctx), (NULL));
+    return 0;
+  }
+  /* Like llama.cpp's server: keep BOS, then the latest tokens. */
+  keep = MAX (n_ctx / 2, 2);
+  dropped = n - keep;
+  if (ids[0] == vocab->bos) {
+    memmove (ids + 1, ids + 1 + dropped, (keep - 1) * sizeof (gint32));
+  } else {
+    memmove (ids, ids + dropped, keep * sizeof (gint32));
+  }
+  GST_ELEMENT_WARNING (self, STREAM, FAILED,
+      ("Prompt of %u tokens does not fit the context of %u tokens: kept the "
+          "first token and the last %u, dropped %u", n, n_ctx, keep - 1,
+          dropped), (NULL));
+  return keep;
+}
 
 static gboolean
 ensure_compute (GstLlmEncoder * self, LlmModel * model)
@@ -115,20 +175,24 @@ gst_llm_encoder_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   dim = llm_model_get_hparams (model)->dim;
   n_ctx = effective_context (self, model);
 
-  gst_buffer_map (buf, &map, GST_MAP_READ);
+  buf = gst_buffer_make_writable (buf);
+  gst_buffer_map (buf, &map, GST_MAP_READWRITE);
   n = map.size / sizeof (gint32);
-  if (n == 0 || n > n_ctx) {
+  if (n == 0)
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Empty prompt: no tokens"),
+        (NULL));
+  else
+    n = fit_prompt (self, model, (gint32 *) map.data, n, n_ctx);
+  if (n == 0) {
     gst_buffer_unmap (buf, &map);
     gst_buffer_unref (buf);
-    GST_ELEMENT_ERROR (self, STREAM, FAILED,
-        ("Prompt of %u tokens does not fit the context of %u tokens", n,
-            n_ctx), (NULL));
     return GST_FLOW_ERROR;
   }
 
   seq = g_new0 (LlmSequence, 1);
   seq->id = meta->rows[0].seq_id;
   seq->n_prompt = n;
+  seq->owner = self;
   seq->kv = llm_kv_cache_new (llm_model_get_hparams (model), n_ctx, &err);
   ok = seq->kv != NULL && llm_compute_forward (self->compute, seq->kv,
       (const gint32 *) map.data, n, self->hidden, &err);
@@ -149,6 +213,18 @@ gst_llm_encoder_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   out = gst_buffer_new_memdup (self->hidden, dim * sizeof (float));
   llm_seq_meta_add_row (llm_buffer_add_seq_meta (out), seq->id, n, 0);
   return gst_pad_push (self->srcpad, out);
+}
+
+/* Sequences prefilled here whose state a flush or a stop dropped on the
+ * way to the decoder: nobody else will free their caches. */
+static void
+drop_unclaimed (GstLlmEncoder * self)
+{
+  LlmModel *model = gst_llm_element_get_model (GST_LLM_ELEMENT (self));
+  guint n;
+
+  if (model && (n = llm_model_remove_unclaimed (model, self)))
+    GST_DEBUG_OBJECT (self, "freed %u sequences never decoded", n);
 }
 
 static gboolean
@@ -179,6 +255,8 @@ gst_llm_encoder_sink_event (GstPad * pad, GstObject * parent,
 {
   GstLlmEncoder *self = GST_LLM_ENCODER (parent);
 
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)
+    drop_unclaimed (self);
   if (GST_EVENT_TYPE (event) == GST_EVENT_CAPS) {
     GstCaps *caps;
 
@@ -245,6 +323,7 @@ gst_llm_encoder_change_state (GstElement * element, GstStateChange transition)
 
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
+    drop_unclaimed (self);
     g_clear_pointer (&self->compute, llm_compute_free);
     g_clear_pointer (&self->hidden, g_free);
   }
@@ -260,6 +339,9 @@ gst_llm_encoder_set_property (GObject * object, guint prop_id,
   switch (prop_id) {
     case PROP_CONTEXT_LENGTH:
       self->context_length = g_value_get_uint (value);
+      break;
+    case PROP_CONTEXT_OVERFLOW:
+      self->context_overflow = g_value_get_enum (value);
       break;
     case PROP_N_THREADS:
       self->n_threads = g_value_get_uint (value);
@@ -283,6 +365,9 @@ gst_llm_encoder_get_property (GObject * object, guint prop_id,
   switch (prop_id) {
     case PROP_CONTEXT_LENGTH:
       g_value_set_uint (value, self->context_length);
+      break;
+    case PROP_CONTEXT_OVERFLOW:
+      g_value_set_enum (value, self->context_overflow);
       break;
     case PROP_N_THREADS:
       g_value_set_uint (value, self->n_threads);
@@ -323,6 +408,12 @@ gst_llm_encoder_class_init (GstLlmEncoderClass * klass)
           "tokens); 0 = the model's training context", 0, 1 << 24,
           DEFAULT_CONTEXT_LENGTH, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_CONTEXT_OVERFLOW,
+      g_param_spec_enum ("context-overflow", "Context overflow",
+          "What to do with a prompt longer than the context",
+          GST_TYPE_LLM_CONTEXT_OVERFLOW, DEFAULT_CONTEXT_OVERFLOW,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_N_THREADS,
       g_param_spec_uint ("n-threads", "Threads",
           "CPU threads for large matrix products; 0 = one per core", 0, 1024,
@@ -344,6 +435,7 @@ gst_llm_encoder_class_init (GstLlmEncoderClass * klass)
   element_class->change_state =
       GST_DEBUG_FUNCPTR (gst_llm_encoder_change_state);
 
+  gst_type_mark_as_plugin_api (GST_TYPE_LLM_CONTEXT_OVERFLOW, 0);
   GST_DEBUG_CATEGORY_INIT (gst_llm_encoder_debug, "llmencoder", 0,
       "LLM encoder (prefill)");
 }
@@ -367,5 +459,6 @@ gst_llm_encoder_init (GstLlmEncoder * self)
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
 
   self->context_length = DEFAULT_CONTEXT_LENGTH;
+  self->context_overflow = DEFAULT_CONTEXT_OVERFLOW;
   self->n_threads = DEFAULT_N_THREADS;
 }

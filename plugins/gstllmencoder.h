@@ -10,4 +10,9 @@ G_DECLARE_FINAL_TYPE (GstLlmEncoder, gst_llm_encoder, GST, LLM_ENCODER,
     GstLlmElement)
 GST_ELEMENT_REGISTER_DECLARE (llmencoder);
 
+typedef enum {
+  GST_LLM_CONTEXT_OVERFLOW_ERROR,
+  GST_LLM_CONTEXT_OVERFLOW_TRUNCATE,
+} GstLlmContextOverflow;
+
 G_END_DECLS

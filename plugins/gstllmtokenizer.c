@@ -36,12 +36,14 @@ GST_DEBUG_CATEGORY_STATIC (gst_llm_tokenizer_debug);
 
 #define DEFAULT_PROMPT_MODE GST_LLM_PROMPT_MODE_STREAM
 #define DEFAULT_ADD_SPECIAL TRUE
+#define DEFAULT_INVALID_UTF8 GST_LLM_INVALID_UTF8_ERROR
 
 enum
 {
   PROP_0,
   PROP_PROMPT_MODE,
   PROP_ADD_SPECIAL,
+  PROP_INVALID_UTF8,
 };
 
 struct _GstLlmTokenizer
@@ -52,6 +54,7 @@ struct _GstLlmTokenizer
 
   GstLlmPromptMode prompt_mode;
   gboolean add_special;
+  GstLlmInvalidUtf8 invalid_utf8;
 
   GByteArray *pending;          /* text not yet part of a finished prompt */
   gboolean started;             /* stream-start, caps, segment sent */
@@ -86,6 +89,26 @@ gst_llm_prompt_mode_get_type (void)
 
   if (g_once_init_enter (&type)) {
     GType t = g_enum_register_static ("GstLlmPromptMode", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+#define GST_TYPE_LLM_INVALID_UTF8 (gst_llm_invalid_utf8_get_type ())
+static GType
+gst_llm_invalid_utf8_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_LLM_INVALID_UTF8_ERROR, "Invalid UTF-8 in a prompt is an error",
+        "error"},
+    {GST_LLM_INVALID_UTF8_REPLACE,
+        "Replace each invalid sequence by U+FFFD and go on", "replace"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstLlmInvalidUtf8", values);
     g_once_init_leave (&type, t);
   }
   return type;
@@ -168,7 +191,17 @@ push_prompt (GstLlmTokenizer * self, const gchar * text, gsize len)
     return GST_FLOW_NOT_NEGOTIATED;
   vocab = llm_model_get_vocab (model);
 
-  ids = llm_vocab_encode (vocab, text, len, self->add_special, &err);
+  if (self->invalid_utf8 == GST_LLM_INVALID_UTF8_REPLACE &&
+      !g_utf8_validate_len (text, len, NULL)) {
+    gchar *valid = g_utf8_make_valid (text, len);
+
+    GST_DEBUG_OBJECT (self, "replaced invalid UTF-8 in prompt %"
+        G_GUINT64_FORMAT, self->n_prompts + 1);
+    ids = llm_vocab_encode (vocab, valid, -1, self->add_special, &err);
+    g_free (valid);
+  } else {
+    ids = llm_vocab_encode (vocab, text, len, self->add_special, &err);
+  }
   if (ids == NULL) {
     GST_ELEMENT_ERROR (self, STREAM, DECODE,
         ("Cannot tokenize prompt %" G_GUINT64_FORMAT ": %s",
@@ -176,8 +209,15 @@ push_prompt (GstLlmTokenizer * self, const gchar * text, gsize len)
     g_clear_error (&err);
     return GST_FLOW_ERROR;
   }
-  seq_id = llm_model_next_sequence_id (model);
   self->n_prompts++;
+  if (ids->len == 0) {
+    /* Nothing to continue from (an empty prompt without BOS). */
+    GST_ELEMENT_WARNING (self, STREAM, DECODE, ("Prompt %" G_GUINT64_FORMAT
+            " has no tokens: skipped", self->n_prompts), (NULL));
+    g_array_unref (ids);
+    return GST_FLOW_OK;
+  }
+  seq_id = llm_model_next_sequence_id (model);
   GST_DEBUG_OBJECT (self, "prompt %" G_GUINT64_FORMAT ": %u bytes -> %u "
       "tokens, sequence %" G_GUINT64_FORMAT, self->n_prompts, (guint) len,
       ids->len, seq_id);
@@ -282,13 +322,34 @@ gst_llm_tokenizer_sink_event (GstPad * pad, GstObject * parent,
         /* The error is posted; still let downstream finish. */
       }
       if (!self->started) {
-        gst_event_unref (event);
-        return FALSE;
+        /* No prompt at all (line mode, empty input): an empty stream. */
+        gchar *stream_id = gst_pad_create_stream_id (self->srcpad,
+            GST_ELEMENT (self), "tokens");
+        GstSegment segment;
+
+        gst_pad_push_event (self->srcpad,
+            gst_event_new_stream_start (stream_id));
+        g_free (stream_id);
+        gst_segment_init (&segment, GST_FORMAT_TIME);
+        gst_pad_push_event (self->srcpad, gst_event_new_segment (&segment));
+        self->started = TRUE;
       }
       return gst_pad_push_event (self->srcpad, event);
-    case GST_EVENT_FLUSH_STOP:
+    case GST_EVENT_FLUSH_STOP:{
+      gboolean ok;
+
       g_byte_array_set_size (self->pending, 0);
-      break;
+      ok = gst_pad_push_event (self->srcpad, event);
+      /* The flush reset the running time: our stream needs a new segment
+       * before its next prompt. */
+      if (self->started) {
+        GstSegment segment;
+
+        gst_segment_init (&segment, GST_FORMAT_TIME);
+        gst_pad_push_event (self->srcpad, gst_event_new_segment (&segment));
+      }
+      return ok;
+    }
     default:
       break;
   }
@@ -332,6 +393,9 @@ gst_llm_tokenizer_set_property (GObject * object, guint prop_id,
     case PROP_ADD_SPECIAL:
       self->add_special = g_value_get_boolean (value);
       break;
+    case PROP_INVALID_UTF8:
+      self->invalid_utf8 = g_value_get_enum (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -350,6 +414,9 @@ gst_llm_tokenizer_get_property (GObject * object, guint prop_id,
       break;
     case PROP_ADD_SPECIAL:
       g_value_set_boolean (value, self->add_special);
+      break;
+    case PROP_INVALID_UTF8:
+      g_value_set_enum (value, self->invalid_utf8);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -389,6 +456,13 @@ gst_llm_tokenizer_class_init (GstLlmTokenizerClass * klass)
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
+  g_object_class_install_property (gobject_class, PROP_INVALID_UTF8,
+      g_param_spec_enum ("invalid-utf8", "Invalid UTF-8",
+          "What to do with a prompt that is not valid UTF-8",
+          GST_TYPE_LLM_INVALID_UTF8, DEFAULT_INVALID_UTF8,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class, "LLM tokenizer",
@@ -398,6 +472,7 @@ gst_llm_tokenizer_class_init (GstLlmTokenizerClass * klass)
       GST_DEBUG_FUNCPTR (gst_llm_tokenizer_change_state);
 
   gst_type_mark_as_plugin_api (GST_TYPE_LLM_PROMPT_MODE, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_LLM_INVALID_UTF8, 0);
   GST_DEBUG_CATEGORY_INIT (gst_llm_tokenizer_debug, "llmtokenizer", 0,
       "LLM tokenizer");
 }
@@ -422,5 +497,6 @@ gst_llm_tokenizer_init (GstLlmTokenizer * self)
 
   self->prompt_mode = DEFAULT_PROMPT_MODE;
   self->add_special = DEFAULT_ADD_SPECIAL;
+  self->invalid_utf8 = DEFAULT_INVALID_UTF8;
   self->pending = g_byte_array_new ();
 }

@@ -16,4 +16,9 @@ typedef enum {
   GST_LLM_PROMPT_MODE_BUFFER,   /* each buffer */
 } GstLlmPromptMode;
 
+typedef enum {
+  GST_LLM_INVALID_UTF8_ERROR,
+  GST_LLM_INVALID_UTF8_REPLACE,
+} GstLlmInvalidUtf8;
+
 G_END_DECLS

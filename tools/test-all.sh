@@ -45,7 +45,7 @@ LSAN_OPTIONS=suppressions=$(pwd)/tests/lsan.supp \
   meson test -C build-asan --print-errorlogs --num-processes "$jobs" $c_tests
 
 echo "== element tests under valgrind memcheck"
-CK_FORK=no meson test -C build --print-errorlogs --num-processes "$jobs" --timeout-multiplier 10 \
+CK_FORK=no LLMASOS_CYCLES=100 meson test -C build --print-errorlogs --num-processes "$jobs" --timeout-multiplier 10 \
   --wrap="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(pwd)/tests/valgrind.supp --suppressions=/usr/share/glib-2.0/valgrind/glib.supp --gen-suppressions=all" \
-  test-elements test-attention-element test-lifecycle
+  test-elements test-attention-element test-lifecycle test-limits
 echo "== all tests passed"
