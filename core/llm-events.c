@@ -93,6 +93,22 @@ llm_event_parse_sequence_start (GstEvent * event, guint64 * seq_id,
       "prompt-has-text", G_TYPE_BOOLEAN, prompt_has_text, NULL);
 }
 
+void
+llm_event_sequence_start_set_keep (GstEvent * event, gboolean keep)
+{
+  gst_structure_set (gst_event_writable_structure (event), "keep",
+      G_TYPE_BOOLEAN, keep, NULL);
+}
+
+gboolean
+llm_event_sequence_start_get_keep (GstEvent * event)
+{
+  gboolean keep = FALSE;
+
+  return gst_structure_get_boolean (gst_event_get_structure (event), "keep",
+      &keep) && keep;
+}
+
 GstEvent *
 llm_event_new_sequence_end (guint64 seq_id, const gchar * reason,
     guint n_generated)

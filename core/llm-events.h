@@ -37,6 +37,11 @@ GstEvent *llm_event_new_sequence_start (guint64 seq_id, guint n_prompt,
 gboolean llm_event_parse_sequence_start (GstEvent * event, guint64 * seq_id,
     guint * n_prompt, gboolean * prompt_has_text);
 
+/* Marks a sequence-start event: the sequence outlives its generation (a
+ * conversation whose history stays in the KV cache for the next turn). */
+void llm_event_sequence_start_set_keep (GstEvent * event, gboolean keep);
+gboolean llm_event_sequence_start_get_keep (GstEvent * event);
+
 GstEvent *llm_event_new_sequence_end (guint64 seq_id, const gchar * reason,
     guint n_generated);
 gboolean llm_event_parse_sequence_end (GstEvent * event, guint64 * seq_id,

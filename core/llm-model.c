@@ -14,8 +14,10 @@ struct _LlmModel
   LlmModelFile *file;
   gchar *fingerprint;
   GMutex lock;                  /* protects sequences */
+  GCond released;               /* a sequence was released or removed */
   GHashTable *sequences;        /* guint64* id -> LlmSequence* */
   guint64 next_id;
+  gint32 end_of_turn[4];        /* chat end-of-turn tokens, -1 if none */
 };
 
 G_DEFINE_FINAL_TYPE (LlmModel, llm_model, G_TYPE_OBJECT)
@@ -54,6 +56,7 @@ llm_model_finalize (GObject * object)
 
   g_hash_table_destroy (self->sequences);
   g_mutex_clear (&self->lock);
+  g_cond_clear (&self->released);
   llm_model_file_free (self->file);
   g_free (self->fingerprint);
   g_free (self->path);
@@ -85,6 +88,7 @@ static void
 llm_model_init (LlmModel * self)
 {
   g_mutex_init (&self->lock);
+  g_cond_init (&self->released);
   self->sequences = g_hash_table_new_full (g_int64_hash, g_int64_equal,
       NULL, sequence_free);
   self->next_id = 1;
@@ -110,6 +114,22 @@ make_fingerprint (const LlmModelFile * mf)
   h = h * 31 + hp->n_kv_heads;
   h = h * 31 + hp->ffn_dim;
   return g_strdup_printf ("llama-%ux%u-%08x", hp->n_layers, hp->dim, h);
+}
+
+/* Chat models end a reply with an end-of-turn token rather than EOS. */
+static void
+find_end_of_turn (LlmModel * model)
+{
+  static const gchar *markers[] = { "<end_of_turn>", "<|im_end|>",
+    "<|eot_id|>", "<|end_of_text|>"
+  };
+  guint64 eot;
+
+  for (guint i = 0; i < G_N_ELEMENTS (markers); i++)
+    model->end_of_turn[i] = llm_vocab_find (model->file->vocab, markers[i]);
+  if (model->file->gguf && llm_gguf_get_uint (model->file->gguf,
+          "tokenizer.ggml.eot_token_id", &eot) && eot < G_MAXINT32)
+    model->end_of_turn[3] = (gint32) eot;
 }
 
 LlmModel *
@@ -139,6 +159,7 @@ llm_model_get (const gchar * path, LlmProgressFunc progress,
   model->path = g_strdup (key);
   model->file = mf;
   model->fingerprint = make_fingerprint (mf);
+  find_end_of_turn (model);
   g_hash_table_insert (cache, g_strdup (key), model);
 
 done:
@@ -187,7 +208,45 @@ llm_model_is_end_token (LlmModel * model, gint32 id)
 {
   const LlmVocab *v = model->file->vocab;
 
-  return id >= 0 && (id == v->eos || id == v->bos);
+  if (id < 0)
+    return FALSE;
+  if (id == v->eos || id == v->bos)
+    return TRUE;
+  for (guint i = 0; i < G_N_ELEMENTS (model->end_of_turn); i++)
+    if (id == model->end_of_turn[i])
+      return TRUE;
+  return FALSE;
+}
+
+guint
+llm_model_release_sequence (LlmModel * model, guint64 id)
+{
+  LlmSequence *seq;
+  guint len = 0;
+
+  g_mutex_lock (&model->lock);
+  seq = g_hash_table_lookup (model->sequences, &id);
+  if (seq) {
+    seq->claimed = FALSE;
+    len = llm_kv_cache_len (seq->kv);
+  }
+  g_cond_broadcast (&model->released);
+  g_mutex_unlock (&model->lock);
+  return len;
+}
+
+gboolean
+llm_model_wait_released (LlmModel * model, guint64 id, gint64 timeout_us)
+{
+  gint64 end = g_get_monotonic_time () + timeout_us;
+  LlmSequence *seq;
+
+  g_mutex_lock (&model->lock);
+  while ((seq = g_hash_table_lookup (model->sequences, &id)) && seq->claimed)
+    if (!g_cond_wait_until (&model->released, &model->lock, end))
+      break;
+  g_mutex_unlock (&model->lock);
+  return seq == NULL || !seq->claimed;
 }
 
 guint64
@@ -260,6 +319,7 @@ llm_model_remove_sequence (LlmModel * model, guint64 id)
 
   g_mutex_lock (&model->lock);
   removed = g_hash_table_remove (model->sequences, &id);
+  g_cond_broadcast (&model->released);
   g_mutex_unlock (&model->lock);
   return removed;
 }

@@ -37,8 +37,10 @@ const gchar *llm_model_get_path (LlmModel * model);
 const gchar *llm_model_get_name (LlmModel * model);
 /* Fingerprint of the weights' identity (path + shape), for state caps. */
 const gchar *llm_model_get_fingerprint (LlmModel * model);
-/* TRUE if @id ends a generation: EOS, or BOS (the TinyStories models end a
- * story by starting the next one, as llama2.c's run.c assumes). */
+/* TRUE if @id ends a generation: EOS; BOS (the TinyStories models end a
+ * story by starting the next one, as llama2.c's run.c assumes); or a chat
+ * end-of-turn token (<end_of_turn>, <|im_end|>, <|eot_id|>,
+ * tokenizer.ggml.eot_token_id). */
 gboolean llm_model_is_end_token (LlmModel * model, gint32 id);
 
 /* A live sequence: its KV cache and where it stands. */
@@ -61,6 +63,14 @@ LlmSequence *llm_model_claim_sequence (LlmModel * model, guint64 id);
 /* Frees the sequences @owner made that no decoder took over (in flight when
  * a flush or a stop dropped them). Returns how many. */
 guint llm_model_remove_unclaimed (LlmModel * model, gconstpointer owner);
+/* A decoder is done with @id but the conversation goes on: the sequence
+ * stays, unclaimed, for its next turn (its maker frees it at the end).
+ * Returns its length. */
+guint llm_model_release_sequence (LlmModel * model, guint64 id);
+/* Waits up to @timeout_us for a decoder to release (or end) @id; TRUE if
+ * it is free now. */
+gboolean llm_model_wait_released (LlmModel * model, guint64 id,
+    gint64 timeout_us);
 /* Ends a sequence and frees its cache; FALSE if it was not live. */
 gboolean llm_model_remove_sequence (LlmModel * model, guint64 id);
 guint llm_model_n_sequences (LlmModel * model);

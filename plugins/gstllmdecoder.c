@@ -66,6 +66,7 @@ typedef struct
   gboolean awaiting;            /* logits out, token not yet back */
   gboolean stop_requested;      /* llm-sequence-stop arrived */
   const gchar *end_reason;      /* set once the sequence has ended */
+  gboolean keep;                /* a conversation: keep its cache at the end */
   float *hidden;                /* new sequences: the encoder's state */
   GstEvent *start_event;        /* new sequences: llm-sequence-start */
 } DecSeq;
@@ -195,8 +196,10 @@ gst_llm_decoder_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
       gpointer key = NULL;
 
       if (g_hash_table_steal_extended (self->start_events, &s->id, &key,
-              (gpointer *) & s->start_event))
+              (gpointer *) & s->start_event)) {
         g_free (key);
+        s->keep = llm_event_sequence_start_get_keep (s->start_event);
+      }
     }
     /* Wait for room in the batch: this is the decoder's back-pressure on
      * the encoder. */
@@ -518,7 +521,9 @@ gst_llm_decoder_loop (GstPad * pad)
     DecSeq *s = g_ptr_array_index (ended, i);
     GST_DEBUG_OBJECT (self, "sequence %" G_GUINT64_FORMAT " ended (%s) after "
         "%u tokens", s->id, s->end_reason, s->n_generated);
-    if (model)
+    if (model && s->keep)
+      llm_model_release_sequence (model, s->id);
+    else if (model)
       llm_model_remove_sequence (model, s->id);
     gst_pad_push_event (self->srcpad, llm_event_new_sequence_end (s->id,
             s->end_reason, s->n_generated));

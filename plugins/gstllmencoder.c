@@ -56,6 +56,7 @@ struct _GstLlmEncoder
   guint n_threads;
   GstElement *attention;
 
+  gint flushing;                /* atomic: unblocks a waiting chain */
   LlmCompute *compute;          /* created with the first prompt */
   float *hidden;
 };
@@ -189,24 +190,55 @@ gst_llm_encoder_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     return GST_FLOW_ERROR;
   }
 
-  seq = g_new0 (LlmSequence, 1);
-  seq->id = meta->rows[0].seq_id;
-  seq->n_prompt = n;
-  seq->owner = self;
-  seq->kv = llm_kv_cache_new (llm_model_get_hparams (model), n_ctx, &err);
-  ok = seq->kv != NULL && llm_compute_forward (self->compute, seq->kv,
-      (const gint32 *) map.data, n, self->hidden, &err);
-  gst_buffer_unmap (buf, &map);
-  gst_buffer_unref (buf);
-  if (!ok) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Prefill failed: %s",
-            err->message), (NULL));
-    g_clear_error (&err);
-    llm_kv_cache_free (seq->kv);
-    g_free (seq);
-    return GST_FLOW_ERROR;
+  seq = llm_model_lookup_sequence (model, meta->rows[0].seq_id);
+  if (seq) {
+    /* Its previous turn may still be decoding: wait for its end, waking
+     * now and then to see whether we are being flushed or stopped. */
+    while (!g_atomic_int_get (&self->flushing) &&
+        !llm_model_wait_released (model, seq->id, 100 * G_TIME_SPAN_MILLISECOND));
+    if (g_atomic_int_get (&self->flushing)) {
+      gst_buffer_unmap (buf, &map);
+      gst_buffer_unref (buf);
+      return GST_FLOW_FLUSHING;
+    }
+    seq = llm_model_lookup_sequence (model, meta->rows[0].seq_id);
   }
-  llm_model_add_sequence (model, seq);
+  if (seq) {
+    /* The next turn of a conversation: its history is in the cache. */
+    ok = !seq->claimed && llm_compute_forward (self->compute, seq->kv,
+        (const gint32 *) map.data, n, self->hidden, &err);
+    if (!ok && err == NULL)
+      g_set_error (&err, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+          "sequence %" G_GUINT64_FORMAT " is still being decoded", seq->id);
+    gst_buffer_unmap (buf, &map);
+    gst_buffer_unref (buf);
+    if (!ok) {
+      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Cannot continue the "
+              "conversation: %s", err->message), (NULL));
+      g_clear_error (&err);
+      return GST_FLOW_ERROR;
+    }
+  } else {
+    seq = g_new0 (LlmSequence, 1);
+    seq->id = meta->rows[0].seq_id;
+    seq->n_prompt = n;
+    seq->owner = self;
+    seq->kv = llm_kv_cache_new (llm_model_get_hparams (model), n_ctx, &err);
+    ok = seq->kv != NULL && llm_compute_forward (self->compute, seq->kv,
+        (const gint32 *) map.data, n, self->hidden, &err);
+    gst_buffer_unmap (buf, &map);
+    gst_buffer_unref (buf);
+    if (!ok) {
+      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Prefill failed: %s",
+              err->message), (NULL));
+      g_clear_error (&err);
+      llm_kv_cache_free (seq->kv);
+      g_free (seq);
+      return GST_FLOW_ERROR;
+    }
+    llm_model_add_sequence (model, seq);
+  }
+  n = llm_kv_cache_len (seq->kv);
   GST_DEBUG_OBJECT (self, "sequence %" G_GUINT64_FORMAT ": %u tokens "
       "prefilled", seq->id, n);
 
@@ -255,8 +287,12 @@ gst_llm_encoder_sink_event (GstPad * pad, GstObject * parent,
 {
   GstLlmEncoder *self = GST_LLM_ENCODER (parent);
 
-  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_START)
+    g_atomic_int_set (&self->flushing, TRUE);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
+    g_atomic_int_set (&self->flushing, FALSE);
     drop_unclaimed (self);
+  }
   if (GST_EVENT_TYPE (event) == GST_EVENT_CAPS) {
     GstCaps *caps;
 
@@ -321,6 +357,10 @@ gst_llm_encoder_change_state (GstElement * element, GstStateChange transition)
   GstLlmEncoder *self = GST_LLM_ENCODER (element);
   GstStateChangeReturn ret;
 
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+    g_atomic_int_set (&self->flushing, FALSE);
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
+    g_atomic_int_set (&self->flushing, TRUE);
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     drop_unclaimed (self);

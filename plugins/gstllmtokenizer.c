@@ -26,6 +26,7 @@
 
 #include "gstllmtokenizer.h"
 #include "llm-caps.h"
+#include "llm-chat.h"
 #include "llm-events.h"
 #include "llm-meta.h"
 
@@ -44,6 +45,9 @@ enum
   PROP_PROMPT_MODE,
   PROP_ADD_SPECIAL,
   PROP_INVALID_UTF8,
+  PROP_CHAT,
+  PROP_SYSTEM_PROMPT,
+  PROP_KEEP_HISTORY,
 };
 
 struct _GstLlmTokenizer
@@ -55,6 +59,11 @@ struct _GstLlmTokenizer
   GstLlmPromptMode prompt_mode;
   gboolean add_special;
   GstLlmInvalidUtf8 invalid_utf8;
+  gboolean chat;
+  gchar *system_prompt;
+  gboolean keep_history;
+
+  guint64 conversation;         /* the kept sequence's id, 0 before */
 
   GByteArray *pending;          /* text not yet part of a finished prompt */
   gboolean started;             /* stream-start, caps, segment sent */
@@ -183,6 +192,9 @@ push_prompt (GstLlmTokenizer * self, const gchar * text, gsize len)
   LlmSeqMeta *meta;
   guint64 seq_id;
   GstFlowReturn ret;
+  gboolean continues;
+  gchar *owned = NULL;
+  GstEvent *start;
 
   model = gst_llm_element_ensure_model (GST_LLM_ELEMENT (self), self->srcpad);
   if (model == NULL)
@@ -190,18 +202,45 @@ push_prompt (GstLlmTokenizer * self, const gchar * text, gsize len)
   if (!start_stream (self, model))
     return GST_FLOW_NOT_NEGOTIATED;
   vocab = llm_model_get_vocab (model);
+  continues = self->keep_history && self->conversation != 0;
 
   if (self->invalid_utf8 == GST_LLM_INVALID_UTF8_REPLACE &&
       !g_utf8_validate_len (text, len, NULL)) {
-    gchar *valid = g_utf8_make_valid (text, len);
-
+    owned = g_utf8_make_valid (text, len);
     GST_DEBUG_OBJECT (self, "replaced invalid UTF-8 in prompt %"
         G_GUINT64_FORMAT, self->n_prompts + 1);
-    ids = llm_vocab_encode (vocab, valid, -1, self->add_special, &err);
-    g_free (valid);
-  } else {
-    ids = llm_vocab_encode (vocab, text, len, self->add_special, &err);
+    text = owned;
+    len = strlen (owned);
   }
+  if ((self->chat || self->system_prompt) && !g_utf8_validate_len (text, len,
+          NULL)) {
+    /* Leave the message to the tokenizer's own UTF-8 error below. */
+  } else if (self->chat || self->system_prompt) {
+    gchar *tmpl = llm_chat_template_of (llm_model_get_file (model));
+    LlmChatFamily family = llm_chat_family (tmpl);
+    gchar *user = g_strndup (text, len);
+
+    g_free (tmpl);
+    if (family == LLM_CHAT_NONE || family == LLM_CHAT_UNKNOWN) {
+      GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+          ("Model '%s' has %s chat template: chat and system-prompt need "
+              "a Gemma, ChatML or Llama 3 template",
+              llm_model_get_name (model),
+              family == LLM_CHAT_NONE ? "no" : "an unknown"), (NULL));
+      g_free (user);
+      g_free (owned);
+      return GST_FLOW_ERROR;
+    }
+    g_free (owned);
+    owned = llm_chat_format_turn (family, self->system_prompt, user,
+        !continues);
+    g_free (user);
+    text = owned;
+    len = strlen (owned);
+  }
+  ids = llm_vocab_encode (vocab, text, len, self->add_special && !continues,
+      &err);
+  g_free (owned);
   if (ids == NULL) {
     GST_ELEMENT_ERROR (self, STREAM, DECODE,
         ("Cannot tokenize prompt %" G_GUINT64_FORMAT ": %s",
@@ -217,14 +256,21 @@ push_prompt (GstLlmTokenizer * self, const gchar * text, gsize len)
     g_array_unref (ids);
     return GST_FLOW_OK;
   }
-  seq_id = llm_model_next_sequence_id (model);
+  if (continues) {
+    seq_id = self->conversation;
+  } else {
+    seq_id = llm_model_next_sequence_id (model);
+    if (self->keep_history)
+      self->conversation = seq_id;
+  }
   GST_DEBUG_OBJECT (self, "prompt %" G_GUINT64_FORMAT ": %u bytes -> %u "
       "tokens, sequence %" G_GUINT64_FORMAT, self->n_prompts, (guint) len,
       ids->len, seq_id);
 
-  gst_pad_push_event (self->srcpad, llm_event_new_sequence_start (seq_id,
-          ids->len, prompt_has_text (vocab, (gint32 *) ids->data,
-              ids->len)));
+  start = llm_event_new_sequence_start (seq_id, ids->len, continues ||
+      prompt_has_text (vocab, (gint32 *) ids->data, ids->len));
+  llm_event_sequence_start_set_keep (start, self->keep_history);
+  gst_pad_push_event (self->srcpad, start);
 
   buf = gst_buffer_new_memdup (ids->data, ids->len * sizeof (gint32));
   meta = llm_buffer_add_seq_meta (buf);
@@ -338,6 +384,8 @@ gst_llm_tokenizer_sink_event (GstPad * pad, GstObject * parent,
     case GST_EVENT_FLUSH_STOP:{
       gboolean ok;
 
+      /* A flush frees every sequence, conversations included. */
+      self->conversation = 0;
       g_byte_array_set_size (self->pending, 0);
       ok = gst_pad_push_event (self->srcpad, event);
       /* The flush reset the running time: our stream needs a new segment
@@ -376,6 +424,7 @@ gst_llm_tokenizer_change_state (GstElement * element,
     g_byte_array_set_size (self->pending, 0);
     self->started = FALSE;
     self->n_prompts = 0;
+    self->conversation = 0;
   }
   return ret;
 }
@@ -395,6 +444,16 @@ gst_llm_tokenizer_set_property (GObject * object, guint prop_id,
       break;
     case PROP_INVALID_UTF8:
       self->invalid_utf8 = g_value_get_enum (value);
+      break;
+    case PROP_CHAT:
+      self->chat = g_value_get_boolean (value);
+      break;
+    case PROP_SYSTEM_PROMPT:
+      g_free (self->system_prompt);
+      self->system_prompt = g_value_dup_string (value);
+      break;
+    case PROP_KEEP_HISTORY:
+      self->keep_history = g_value_get_boolean (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -418,6 +477,15 @@ gst_llm_tokenizer_get_property (GObject * object, guint prop_id,
     case PROP_INVALID_UTF8:
       g_value_set_enum (value, self->invalid_utf8);
       break;
+    case PROP_CHAT:
+      g_value_set_boolean (value, self->chat);
+      break;
+    case PROP_SYSTEM_PROMPT:
+      g_value_set_string (value, self->system_prompt);
+      break;
+    case PROP_KEEP_HISTORY:
+      g_value_set_boolean (value, self->keep_history);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -430,6 +498,7 @@ gst_llm_tokenizer_finalize (GObject * object)
   GstLlmTokenizer *self = GST_LLM_TOKENIZER (object);
 
   g_byte_array_unref (self->pending);
+  g_free (self->system_prompt);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -462,6 +531,24 @@ gst_llm_tokenizer_class_init (GstLlmTokenizerClass * klass)
           GST_TYPE_LLM_INVALID_UTF8, DEFAULT_INVALID_UTF8,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
+
+  g_object_class_install_property (gobject_class, PROP_CHAT,
+      g_param_spec_boolean ("chat", "Chat",
+          "Wrap each prompt in the model's chat template as a user turn "
+          "(Gemma, ChatML and Llama 3 templates are recognised)", FALSE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_SYSTEM_PROMPT,
+      g_param_spec_string ("system-prompt", "System prompt",
+          "System prompt of the conversation (implies chat)", NULL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_KEEP_HISTORY,
+      g_param_spec_boolean ("keep-history", "Keep history",
+          "Each prompt continues one conversation: the earlier prompts and "
+          "replies stay in the KV cache instead of starting afresh", FALSE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);

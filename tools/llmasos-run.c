@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "llm-chat.h"
+#include "llm-events.h"
 #include "llm-meta.h"
+#include "llm-model.h"
 
 typedef struct
 {
@@ -21,6 +24,11 @@ typedef struct
   guint n_prompt_tokens;
   guint n_tokens;
   gboolean quiet;
+  /* interactive: the input thread waits for the end of each reply */
+  GMutex lock;
+  GCond turn_done;
+  gboolean replying;
+  gboolean stopping;
 } RunState;
 
 static gchar *opt_model = NULL;
@@ -35,6 +43,9 @@ static gint opt_threads = 0;
 static gchar **opt_stop = NULL;
 static gboolean opt_quiet = FALSE;
 static gboolean opt_print_pipeline = FALSE;
+static gboolean opt_interactive = FALSE;
+static gboolean opt_chat = FALSE;
+static gchar *opt_system = NULL;
 
 static GOptionEntry entries[] = {
   {"model", 'm', 0, G_OPTION_ARG_FILENAME, &opt_model,
@@ -58,6 +69,14 @@ static GOptionEntry entries[] = {
       "Stop generating where this text appears (repeatable)", "TEXT"},
   {"quiet", 'q', 0, G_OPTION_ARG_NONE, &opt_quiet,
       "Print only the generated text, no statistics", NULL},
+  {"interactive", 'i', 0, G_OPTION_ARG_NONE, &opt_interactive,
+        "Conversation: read one message per line from stdin; the history "
+        "stays in the KV cache between turns (chat template on when the "
+        "model has one)", NULL},
+  {"chat", 0, 0, G_OPTION_ARG_NONE, &opt_chat,
+      "Wrap the prompt in the model's chat template", NULL},
+  {"system", 0, 0, G_OPTION_ARG_STRING, &opt_system,
+      "System prompt (implies --chat)", "TEXT"},
   {"print-pipeline", 0, 0, G_OPTION_ARG_NONE, &opt_print_pipeline,
       "Print the pipeline description and exit", NULL},
   {NULL}
@@ -164,18 +183,100 @@ describe_pipeline (void)
     g_free (q);
   }
   gchar *model = g_strescape (opt_model, NULL);
+  gchar *system = opt_system ? g_strescape (opt_system, NULL) : NULL;
+  GString *tok = g_string_new (NULL);
+
+  if (opt_interactive)
+    g_string_append (tok, " prompt-mode=buffer keep-history=true");
+  if (opt_chat)
+    g_string_append (tok, " chat=true");
+  if (system)
+    g_string_append_printf (tok, " system-prompt=\"%s\"", system);
   gchar *desc = g_strdup_printf ("appsrc name=src ! "
-      "llmtokenizer name=tok model=\"%s\" ! llmencoder name=enc n-threads=%d ! "
+      "llmtokenizer name=tok model=\"%s\"%s ! llmencoder name=enc n-threads=%d ! "
       "llmdecoder name=dec max-tokens=%d n-threads=%d ! "
       "llmsampler name=sam temperature=%g top-k=%d top-p=%g min-p=%g "
       "repeat-penalty=%g seed=%" G_GINT64_FORMAT " ! "
-      "llmdetokenizer name=det%s%s%s ! fdsink fd=1 sync=false", model,
-      opt_threads, opt_max_tokens, opt_threads, opt_temperature, opt_top_k,
+      "llmdetokenizer name=det%s%s%s%s ! fdsink name=out fd=1 sync=false",
+      model, tok->str, opt_threads, opt_max_tokens, opt_threads, opt_temperature, opt_top_k,
       opt_top_p, opt_min_p, opt_repeat_penalty, opt_seed,
-      stop->len ? " stop-strings=\"<" : "", stop->str, stop->len ? ">\"" : "");
+      stop->len ? " stop-strings=\"<" : "", stop->str, stop->len ? ">\"" : "",
+      opt_interactive ? " separator=\"\\\\n\"" : "");
   g_free (model);
+  g_free (system);
+  g_string_free (tok, TRUE);
   g_string_free (stop, TRUE);
   return desc;
+}
+
+static void
+print_progress (gdouble fraction, const gchar * what, gpointer user_data)
+{
+  fprintf (stderr, "\rloading model: %3.0f%% %-40s%s", fraction * 100, what,
+      fraction >= 1.0 ? "\n" : "");
+}
+
+/* Interactive: the end of a reply lets the input thread read the next. */
+static GstPadProbeReturn
+on_out_event (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  RunState *st = user_data;
+  GstEvent *ev = GST_PAD_PROBE_INFO_EVENT (info);
+
+  if (llm_event_is (ev, LLM_EVENT_SEQUENCE_END)) {
+    g_mutex_lock (&st->lock);
+    st->replying = FALSE;
+    g_cond_signal (&st->turn_done);
+    g_mutex_unlock (&st->lock);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+static void
+push_text (GstElement * src, const gchar * text)
+{
+  GstBuffer *buf = gst_buffer_new_memdup (text, strlen (text));
+  GstFlowReturn fr;
+
+  g_signal_emit_by_name (src, "push-buffer", buf, &fr);
+  gst_buffer_unref (buf);       /* the action signal does not take it */
+}
+
+typedef struct
+{
+  RunState *st;
+  GstElement *src;
+} Input;
+
+/* Reads one message per line; each is a turn of the conversation. */
+static gpointer
+read_turns (gpointer data)
+{
+  Input *in = data;
+  RunState *st = in->st;
+  gchar line[8192];
+  GstFlowReturn fr;
+
+  for (;;) {
+    fprintf (stderr, "\n> ");
+    if (fgets (line, sizeof line, stdin) == NULL)
+      break;
+    g_strchomp (line);
+    if (*line == '\0')
+      continue;
+    g_mutex_lock (&st->lock);
+    st->replying = TRUE;
+    g_mutex_unlock (&st->lock);
+    push_text (in->src, line);
+    g_mutex_lock (&st->lock);
+    while (st->replying && !st->stopping)
+      g_cond_wait (&st->turn_done, &st->lock);
+    g_mutex_unlock (&st->lock);
+    if (st->stopping)
+      break;
+  }
+  g_signal_emit_by_name (in->src, "end-of-stream", &fr);
+  return NULL;
 }
 
 /* Makes the llmasos plugin findable when it is not installed. */
@@ -199,6 +300,7 @@ main (int argc, char **argv)
   GOptionContext *ctx;
   GError *err = NULL;
   GstElement *pipeline, *src;
+  LlmModel *model;
   RunState st = { 0 };
   gchar *prompt, *desc;
   GstBus *bus;
@@ -227,6 +329,26 @@ main (int argc, char **argv)
   ensure_plugin ();
   prompt = g_strjoinv (" ", argv + 1);
   st.quiet = opt_quiet;
+  g_mutex_init (&st.lock);
+  g_cond_init (&st.turn_done);
+
+  /* Loaded here (with progress) and held: the elements get this same
+   * object through the process-wide model cache. */
+  model = llm_model_get (opt_model, opt_quiet ? NULL : print_progress, NULL,
+      &err);
+  if (model == NULL) {
+    fprintf (stderr, "llmasos-run: %s\n", err->message);
+    return 1;
+  }
+  if (opt_system)
+    opt_chat = TRUE;
+  if (opt_interactive && !opt_chat) {
+    gchar *tmpl = llm_chat_template_of (llm_model_get_file (model));
+    LlmChatFamily family = llm_chat_family (tmpl);
+
+    opt_chat = family != LLM_CHAT_NONE && family != LLM_CHAT_UNKNOWN;
+    g_free (tmpl);
+  }
 
   desc = describe_pipeline ();
   if (opt_print_pipeline) {
@@ -255,21 +377,40 @@ main (int argc, char **argv)
     st.exit_code = 1;
     g_main_context_iteration (NULL, FALSE);
     while (g_main_context_iteration (NULL, FALSE));
+  } else if (opt_interactive) {
+    Input in = { &st, src };
+    GstElement *out = gst_bin_get_by_name (GST_BIN (pipeline), "out");
+    GstPad *pad = gst_element_get_static_pad (out, "sink");
+    GThread *reader;
+
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+        on_out_event, &st, NULL);
+    reader = g_thread_new ("input", read_turns, &in);
+    g_main_loop_run (st.loop);
+    /* An error ends the conversation: let the reader go. */
+    g_mutex_lock (&st.lock);
+    st.stopping = TRUE;
+    g_cond_signal (&st.turn_done);
+    g_mutex_unlock (&st.lock);
+    if (st.exit_code == 0)
+      g_thread_join (reader);
+    else
+      g_thread_unref (reader);  /* it may sit in fgets; the process ends */
+    gst_object_unref (pad);
+    gst_object_unref (out);
   } else {
-    gsize len = strlen (prompt);
     GstFlowReturn fr;
 
-    GstBuffer *buf = gst_buffer_new_memdup (prompt, len);
-
-    g_signal_emit_by_name (src, "push-buffer", buf, &fr);
-    gst_buffer_unref (buf);     /* the action signal does not take it */
+    push_text (src, prompt);
     g_signal_emit_by_name (src, "end-of-stream", &fr);
     g_main_loop_run (st.loop);
   }
   gst_element_set_state (pipeline, GST_STATE_NULL);
   fflush (stdout);
 
-  if (st.exit_code == 0 && !opt_quiet && st.t_state_out > 0) {
+  if (st.exit_code == 0 && !opt_quiet && opt_interactive) {
+    fprintf (stderr, "\n%u tokens generated\n", st.n_tokens);
+  } else if (st.exit_code == 0 && !opt_quiet && st.t_state_out > 0) {
     gdouble prefill_s = (st.t_state_out - st.t_prompt_in) / 1e6;
     gdouble decode_s = (st.t_last_token - st.t_state_out) / 1e6;
     /* The first token comes from the prefill's logits; the decode rate
@@ -285,6 +426,7 @@ main (int argc, char **argv)
   gst_object_unref (bus);
   gst_object_unref (pipeline);
   g_main_loop_unref (st.loop);
+  g_object_unref (model);
   g_free (prompt);
   return st.exit_code;
 }
