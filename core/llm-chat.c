@@ -52,6 +52,26 @@ llm_chat_family (const gchar * t)
   return LLM_CHAT_UNKNOWN;
 }
 
+LlmChatFamily
+llm_chat_family_for_model (const LlmModelFile * mf)
+{
+  gchar *tmpl = llm_chat_template_of (mf);
+  LlmChatFamily family = llm_chat_family (tmpl);
+
+  g_free (tmpl);
+  if (family != LLM_CHAT_NONE)
+    return family;
+  if (llm_vocab_find (mf->vocab, "<start_of_turn>") >= 0 &&
+      llm_vocab_find (mf->vocab, "<end_of_turn>") >= 0)
+    return LLM_CHAT_GEMMA;
+  if (llm_vocab_find (mf->vocab, "<|im_start|>") >= 0 &&
+      llm_vocab_find (mf->vocab, "<|im_end|>") >= 0)
+    return LLM_CHAT_CHATML;
+  if (llm_vocab_find (mf->vocab, "<|start_header_id|>") >= 0)
+    return LLM_CHAT_LLAMA3;
+  return LLM_CHAT_NONE;
+}
+
 const gchar *
 llm_chat_family_name (LlmChatFamily family)
 {

@@ -23,6 +23,10 @@ typedef enum {
 gchar *llm_chat_template_of (const LlmModelFile * mf);
 LlmChatFamily llm_chat_family (const gchar * template_text);
 const gchar *llm_chat_family_name (LlmChatFamily family);
+/* The family of @mf's template; when the file has none (base models such
+ * as the Gemma 3 270M GGUF of the default-model package), the family whose
+ * turn markers are tokens of the vocabulary, else LLM_CHAT_NONE. */
+LlmChatFamily llm_chat_family_for_model (const LlmModelFile * mf);
 
 /**
  * llm_chat_format_turn:

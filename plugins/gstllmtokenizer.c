@@ -216,11 +216,10 @@ push_prompt (GstLlmTokenizer * self, const gchar * text, gsize len)
           NULL)) {
     /* Leave the message to the tokenizer's own UTF-8 error below. */
   } else if (self->chat || self->system_prompt) {
-    gchar *tmpl = llm_chat_template_of (llm_model_get_file (model));
-    LlmChatFamily family = llm_chat_family (tmpl);
+    LlmChatFamily family =
+        llm_chat_family_for_model (llm_model_get_file (model));
     gchar *user = g_strndup (text, len);
 
-    g_free (tmpl);
     if (family == LLM_CHAT_NONE || family == LLM_CHAT_UNKNOWN) {
       GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
           ("Model '%s' has %s chat template: chat and system-prompt need "

