@@ -32,7 +32,8 @@ static GOptionEntry entries[] = {
   {"every", 'e', 0, G_OPTION_ARG_INT, &opt_every,
       "Sample resident memory every N finished prompts (default 500)", "N"},
   {"tolerance", 't', 0, G_OPTION_ARG_DOUBLE, &opt_tolerance,
-      "Allowed growth after the warm-up, percent (default 5)", "PCT"},
+      "Allowed growth after the warm-up, percent (default 5), plus 1 MiB",
+      "PCT"},
   {NULL}
 };
 
@@ -155,8 +156,9 @@ main (int argc, char **argv)
   printf ("resident after warm-up: %zu KiB, peak after: %zu KiB, end: %zu "
       "KiB, growth %+.2f %% (tolerance %.1f %%)\n", warm, peak, last,
       100.0 * ((gdouble) last - warm) / warm, opt_tolerance);
+  /* Plus 1 MiB: a thread that starts late gets its own malloc arena. */
   ok = ok && s.done == (guint) opt_prompts &&
-      peak <= warm * (1 + opt_tolerance / 100);
+      peak <= warm * (1 + opt_tolerance / 100) + 1024;
 
   gst_element_set_state (p, GST_STATE_NULL);
   gst_object_unref (pad);
