@@ -88,19 +88,20 @@ attend_one (float *restrict out, const float *restrict q,
 static G_ALWAYS_INLINE inline void
 attend (float *out, gsize out_stride, const float *q, gsize q_stride,
     const float *k, const float *v, gsize kv_stride, guint n_q,
-    guint q_pos0, guint n_heads, guint group, guint head_dim, float *scratch)
+    guint q_pos0, guint n_heads, guint group, guint head_dim, float scale,
+    guint window, float *scratch)
 {
-  float scale = 1.0f / sqrtf ((float) head_dim);
-
   for (guint i = 0; i < n_q; i++) {
-    guint len = q_pos0 + i + 1;
+    guint end = q_pos0 + i + 1;
+    /* the first position the query sees */
+    gsize first = window > 0 && end > window ? end - window : 0;
 
     for (guint h = 0; h < n_heads; h++) {
-      gsize kv_off = (gsize) (h / group) * head_dim;
+      gsize kv_off = first * kv_stride + (gsize) (h / group) * head_dim;
 
       attend_one (out + i * out_stride + (gsize) h * head_dim,
           q + i * q_stride + (gsize) h * head_dim, k + kv_off, v + kv_off,
-          len, head_dim, kv_stride, scale, scratch);
+          end - first, head_dim, kv_stride, scale, scratch);
     }
   }
 }
@@ -109,7 +110,7 @@ LLM_CPU_MULTIVERSION void
 llm_attention_causal_strided (float *out, gsize out_stride, const float *q,
     gsize q_stride, const float *k, const float *v, gsize kv_stride,
     guint n_q, guint q_pos0, guint n_heads, guint n_kv_heads,
-    guint head_dim, float *scratch)
+    guint head_dim, float scale, guint window, float *scratch)
 {
   guint group;
 
@@ -119,7 +120,7 @@ llm_attention_causal_strided (float *out, gsize out_stride, const float *q,
   group = n_heads / n_kv_heads;
 
 #define ATTEND(hd) attend (out, out_stride, q, q_stride, k, v, kv_stride, \
-    n_q, q_pos0, n_heads, group, hd, scratch)
+    n_q, q_pos0, n_heads, group, hd, scale, window, scratch)
   switch (head_dim) {
     case 8:
       ATTEND (8);
@@ -151,5 +152,6 @@ llm_attention_causal (float *out, const float *q, const float *k,
   gsize stride = (gsize) n_heads * head_dim;
 
   llm_attention_causal_strided (out, stride, q, stride, k, v, kv_stride, n_q,
-      q_pos0, n_heads, n_kv_heads, head_dim, scratch);
+      q_pos0, n_heads, n_kv_heads, head_dim, 1.0f / sqrtf ((float) head_dim),
+      0, scratch);
 }

@@ -29,6 +29,10 @@ void llm_attention_causal (float *out, const float *q, const float *k,
  * llm_attention_causal_strided:
  * @out_stride: floats between the outputs of consecutive queries
  * @q_stride: floats between consecutive queries
+ * @scale: multiplies q . k (1/sqrt(head_dim) in llm_attention_causal())
+ * @window: 0, or the positions a query sees, its own included: query i
+ *   attends to q_pos0 + i + 1 - @window .. q_pos0 + i (sliding-window
+ *   attention)
  *
  * llm_attention_causal() on rows that are part of wider ones, so that a
  * caller can hand a subset of the heads (a group of KV heads with their
@@ -38,6 +42,7 @@ void llm_attention_causal (float *out, const float *q, const float *k,
 void llm_attention_causal_strided (float *out, gsize out_stride,
     const float *q, gsize q_stride, const float *k, const float *v,
     gsize kv_stride, guint n_q, guint q_pos0, guint n_heads,
-    guint n_kv_heads, guint head_dim, float *scratch);
+    guint n_kv_heads, guint head_dim, float scale, guint window,
+    float *scratch);
 
 G_END_DECLS

@@ -128,6 +128,17 @@ llm_rmsnorm (float *out, const float *x, const LlmTensor * w, guint n,
   }
 }
 
+void
+llm_rmsnorm_heads (float *x, guint n_heads, guint head_dim,
+    const LlmTensor * w, float eps)
+{
+  for (guint h = 0; h < n_heads; h++) {
+    float *xh = x + (gsize) h * head_dim;
+
+    llm_rmsnorm (xh, xh, w, head_dim, eps);
+  }
+}
+
 /* Angle of pair @i of a head of @head_dim at @pos: pos * theta^(-2i/d),
  * computed in f32 as Hugging Face and llama.cpp do. */
 static inline float
@@ -303,6 +314,22 @@ llm_swiglu (float *out, const float *gate, const float *up, guint n)
     float g = gate[i];
 
     out[i] = g / (1.0f + exp_f32 (-g)) * up[i];
+  }
+}
+
+LLM_CPU_MULTIVERSION void
+llm_geglu (float *out, const float *gate, const float *up, guint n)
+{
+  /* 0.5 (1 + tanh(y)) = 1 / (1 + exp(-2y)): one exp, and no cancellation
+   * where tanh(y) is close to -1. A large negative g gives exp() = +inf
+   * and g / inf = -0. Element-wise, so @out may alias @gate or @up. */
+  const float two_c = 2.0f * 0.7978845608028654f;       /* 2 sqrt(2/pi) */
+
+  for (guint i = 0; i < n; i++) {
+    float g = gate[i];
+    float y = two_c * (g + 0.044715f * g * g * g);
+
+    out[i] = g / (1.0f + exp_f32 (-y)) * up[i];
   }
 }
 

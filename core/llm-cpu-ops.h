@@ -21,6 +21,11 @@ G_BEGIN_DECLS
 /* out[i] = x[i] / rms(x) * w[i]; @w may be F32 (or any computable dtype). */
 void llm_rmsnorm (float *out, const float *x, const LlmTensor * w, guint n,
     float eps);
+/* llm_rmsnorm() in place on each of @n_heads heads of @head_dim floats,
+ * every head by the same weight @w [head_dim] (Gemma 3's query and key
+ * norms). */
+void llm_rmsnorm_heads (float *x, guint n_heads, guint head_dim,
+    const LlmTensor * w, float eps);
 /* Rotates @n_heads heads of @head_dim in place at position @pos; pairs
  * (2i, 2i+1) if @interleaved, else (i, i + head_dim/2) (rotate-half), each
  * by the angle pos * theta^(-2i/head_dim). */
@@ -39,6 +44,10 @@ void llm_softmax (float *x, guint n);
 float llm_softmax_unscaled (float *x, guint n);
 /* out[i] = silu(gate[i]) * up[i] */
 void llm_swiglu (float *out, const float *gate, const float *up, guint n);
+/* out[i] = gelu_tanh(gate[i]) * up[i], GELU in its tanh approximation
+ * 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) (PyTorch's
+ * gelu(approximate="tanh"), Gemma's gelu_pytorch_tanh). */
+void llm_geglu (float *out, const float *gate, const float *up, guint n);
 
 /* out[r] = dot(row r of @w, x) for r < rows(w), dequantizing @w's packed
  * rows on the fly; rows are split over @n_threads (OpenMP) when the matrix

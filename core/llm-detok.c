@@ -29,8 +29,11 @@ llm_detok_new (const LlmVocab * vocab, const gchar * const *stop_strings)
   g_return_val_if_fail (vocab != NULL, NULL);
   d = g_new0 (LlmDetok, 1);
   d->vocab = vocab;
+  /* the text comes out in whole characters: a stop string that is not
+   * UTF-8 could only match inside one, and cut it */
   for (guint i = 0; stop_strings != NULL && stop_strings[i] != NULL; i++)
-    if (stop_strings[i][0] != '\0')
+    if (stop_strings[i][0] != '\0' &&
+        g_utf8_validate (stop_strings[i], -1, NULL))
       g_ptr_array_add (stops, g_strdup (stop_strings[i]));
   g_ptr_array_add (stops, NULL);
   d->stops = (gchar **) g_ptr_array_free (stops, FALSE);

@@ -9,7 +9,9 @@ G_BEGIN_DECLS
 
 typedef struct _LlmDetok LlmDetok;
 
-/* @stop_strings: NULL-terminated, may be NULL. */
+/* @stop_strings: NULL-terminated, may be NULL. Empty ones, and ones that
+ * are not valid UTF-8 (they could only match inside a character), are
+ * ignored. */
 LlmDetok *llm_detok_new (const LlmVocab * vocab,
     const gchar * const *stop_strings);
 void llm_detok_free (LlmDetok * d);

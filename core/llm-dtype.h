@@ -69,7 +69,9 @@ guint16 llm_f32_to_f16 (float f);        /* round to nearest even */
 float llm_bf16_to_f32 (guint16 h);
 guint16 llm_f32_to_bf16 (float f);       /* round to nearest even, NaN kept */
 
-/* Row conversions; @n must be a multiple of the block size. */
+/* Row conversions; @n must be a multiple of the block size. Quantizing is
+ * for F32, F16, BF16, Q8_0 and Q4_0; the other computable types (Q5_0, the
+ * k-quants) are only dequantized. */
 void llm_dequantize_row (LlmDType t, const void *src, float *dst, gsize n);
 void llm_quantize_row (LlmDType t, const float *src, void *dst, gsize n);
 /* Dot product of one stored row of @t with an f32 vector, on the packed data. */

@@ -1,21 +1,27 @@
-/* LLMasOS - the Llama-family forward pass on the CPU backend.
+/* LLMasOS - the forward pass of Llama and Gemma 3 on the CPU backend.
  *
  * One pass per block of tokens, the way llama2.c's forward() reads, with
  * every matrix product done for all the tokens of the block while the
- * weights are in cache:
+ * weights are in cache. One layer loop serves both architectures; the
+ * parts in brackets are Gemma 3's, switched on by the hyper-parameters:
  *
- *   x = embedding[token]
+ *   x = embedding[token] [* sqrt(dim)]
  *   for each layer:
  *     xb = rmsnorm(x) * attn_norm
- *     q, k, v = wq xb, wk xb, wv xb;  rope(q), rope(k);  cache k, v
- *     x += wo attention(q, cached k, cached v)
+ *     q, k, v = wq xb, wk xb, wv xb
+ *     [q, k = rmsnorm(each head) * attn_q_norm, attn_k_norm]
+ *     rope(q), rope(k) [base of a local or a global layer];  cache k, v
+ *     a = wo attention(q, cached k, cached v [in the window if local])
+ *     x += a [rmsnorm(a) * post_attn_norm]
  *     xb = rmsnorm(x) * ffn_norm
- *     x += w_down (silu(w_gate xb) * (w_up xb))
+ *     f = w_down (silu [gelu_tanh] (w_gate xb) * (w_up xb))
+ *     x += f [rmsnorm(f) * post_ffn_norm]
  *   hidden = rmsnorm(x) * out_norm
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "llm-forward.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "llm-attention.h"
@@ -51,16 +57,19 @@ struct _LlmCompute
   guint n_threads;              /* threads for matrix products */
   guint q_dim;                  /* n_heads * head_dim */
   guint kv_dim;                 /* n_kv_heads * head_dim */
+  float attn_scale;             /* multiplies q . k */
 
   /* Activations of one block of up to LLM_PREFILL_BLOCK tokens. */
   float *x;                     /* residual stream, [block][dim] */
   float *xb;                    /* normed input, branch output, [block][dim] */
   float *q;                     /* queries, [block][q_dim] */
   float *att;                   /* attention output, [block][q_dim] */
-  float *hb;                    /* SwiGLU gate, then product, [block][ffn] */
-  float *hb2;                   /* SwiGLU up projection, [block][ffn] */
+  float *hb;                    /* FFN gate, then product, [block][ffn] */
+  float *hb2;                   /* FFN up projection, [block][ffn] */
   float *rope_cos;              /* RoPE table per token, [block][head_dim/2] */
   float *rope_sin;              /* [block][head_dim/2] */
+  float *rope_cos_local;        /* the same with the local layers' base, */
+  float *rope_sin_local;        /* or NULL when every layer is global */
 
   /* Attention scores: n_threads rows of scores_len floats, grown to the
    * largest cache seen. */
@@ -144,6 +153,8 @@ llm_compute_new (const LlmModelFile * mf, guint n_threads)
   c->n_threads = n_threads ? n_threads : g_get_num_processors ();
   c->q_dim = hp->n_heads * hp->head_dim;
   c->kv_dim = hp->n_kv_heads * hp->head_dim;
+  c->attn_scale = hp->attn_scale > 0 ? hp->attn_scale :
+      1.0f / sqrtf ((float) hp->head_dim);
 
   c->x = g_new (float, b * hp->dim);
   c->xb = g_new (float, b * hp->dim);
@@ -153,6 +164,10 @@ llm_compute_new (const LlmModelFile * mf, guint n_threads)
   c->hb2 = g_new (float, b * hp->ffn_dim);
   c->rope_cos = g_new (float, b * MAX (hp->head_dim / 2, 1));
   c->rope_sin = g_new (float, b * MAX (hp->head_dim / 2, 1));
+  if (hp->swa_window > 0) {
+    c->rope_cos_local = g_new (float, b * MAX (hp->head_dim / 2, 1));
+    c->rope_sin_local = g_new (float, b * MAX (hp->head_dim / 2, 1));
+  }
   return c;
 }
 
@@ -169,6 +184,8 @@ llm_compute_free (LlmCompute * c)
   g_free (c->hb2);
   g_free (c->rope_cos);
   g_free (c->rope_sin);
+  g_free (c->rope_cos_local);
+  g_free (c->rope_sin_local);
   g_free (c->scores);
   g_free (c);
 }
@@ -199,7 +216,8 @@ ensure_scores (LlmCompute * c, guint n_ctx, GError ** error)
  * that they read. */
 static void
 attend_heads (LlmCompute * c, const float *k, const float *v,
-    gsize kv_stride, guint pos0, guint n, guint h0, guint h1, float *scores)
+    gsize kv_stride, guint pos0, guint n, guint h0, guint h1, guint window,
+    float *scores)
 {
   const LlmHParams *hp = &c->hp;
   guint group = hp->n_heads / hp->n_kv_heads, hd = hp->head_dim;
@@ -210,21 +228,23 @@ attend_heads (LlmCompute * c, const float *k, const float *v,
 
     llm_attention_causal_strided (c->att + qoff, c->q_dim, c->q + qoff,
         c->q_dim, k + kvoff, v + kvoff, kv_stride, n, pos0, end - h0, 1, hd,
-        scores);
+        c->attn_scale, window, scores);
     h0 = end;
   }
 }
 
-/* Attention of the @n queries of a block at @pos0 over layer @l of @kv;
- * query heads are spread over threads when there is enough work. */
+/* Attention of the @n queries of a block at @pos0 over layer @l of @kv,
+ * through a sliding @window of positions unless it is 0; query heads are
+ * spread over threads when there is enough work. */
 static void
 attention_block (LlmCompute * c, const LlmKvCache * kv, guint l,
-    guint pos0, guint n)
+    guint pos0, guint n, guint window)
 {
   const LlmHParams *hp = &c->hp;
   const float *k = kv->k + (gsize) l * kv->n_ctx * kv->kv_dim;
   const float *v = kv->v + (gsize) l * kv->n_ctx * kv->kv_dim;
-  guint64 work = (guint64) hp->n_heads * (pos0 + n) * hp->head_dim * n;
+  guint64 keys = window > 0 ? MIN (window, pos0 + n) : pos0 + n;
+  guint64 work = (guint64) hp->n_heads * keys * hp->head_dim * n;
   guint nt = 1;
 
 #ifdef _OPENMP
@@ -233,8 +253,9 @@ attention_block (LlmCompute * c, const LlmKvCache * kv, guint l,
 #endif
 
   if (nt <= 1) {
-    llm_attention_causal (c->att, c->q, k, v, n, pos0, hp->n_heads,
-        hp->n_kv_heads, hp->head_dim, kv->kv_dim, c->scores);
+    llm_attention_causal_strided (c->att, c->q_dim, c->q, c->q_dim, k, v,
+        kv->kv_dim, n, pos0, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+        c->attn_scale, window, c->scores);
     return;
   }
 #ifdef _OPENMP
@@ -245,7 +266,7 @@ attention_block (LlmCompute * c, const LlmKvCache * kv, guint l,
     guint h0 = ith * per + MIN (ith, extra);
     guint h1 = h0 + per + (ith < extra ? 1 : 0);
 
-    attend_heads (c, k, v, kv->kv_dim, pos0, n, h0, h1,
+    attend_heads (c, k, v, kv->kv_dim, pos0, n, h0, h1, window,
         c->scores + ith * c->scores_len);
   }
 #endif
@@ -257,6 +278,17 @@ add_f32 (float *restrict x, const float *restrict y, gsize n)
 {
   for (gsize i = 0; i < n; i++)
     x[i] += y[i];
+}
+
+/* x += y for @n rows of @dim, each row of y first normalized by @norm when
+ * there is one (Gemma's post-attention and post-feed-forward norms). */
+static void
+add_branch (float *x, float *y, guint n, guint dim, const LlmTensor * norm,
+    float eps)
+{
+  for (guint t = 0; norm != NULL && t < n; t++)
+    llm_rmsnorm (y + (gsize) t * dim, y + (gsize) t * dim, norm, dim, eps);
+  add_f32 (x, y, (gsize) n * dim);
 }
 
 /* Runs @n <= LLM_PREFILL_BLOCK tokens (already checked) at kv->len. Only
@@ -275,9 +307,17 @@ forward_block (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens,
   guint nt = c->n_threads;
 
   for (guint t = 0; t < n; t++) {
-    llm_get_row (c->x + (gsize) t * dim, w->tok_embd, tokens[t]);
+    float *xt = c->x + (gsize) t * dim;
+
+    llm_get_row (xt, w->tok_embd, tokens[t]);
+    for (guint i = 0; hp->embd_scale != 0 && i < dim; i++)
+      xt[i] *= hp->embd_scale;
     llm_rope_table (c->rope_cos + t * half, c->rope_sin + t * half,
         hp->head_dim, pos0 + t, hp->rope_theta);
+    if (c->rope_cos_local != NULL)
+      llm_rope_table (c->rope_cos_local + t * half,
+          c->rope_sin_local + t * half, hp->head_dim, pos0 + t,
+          hp->rope_theta_local);
   }
 
   for (guint l = 0; l < hp->n_layers; l++) {
@@ -288,6 +328,9 @@ forward_block (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens,
     guint first = l + 1 < hp->n_layers ? 0 : n - n_out;
     guint m = n - first;
     float *x = c->x + (gsize) first * dim;
+    gboolean local = llm_hparams_layer_is_local (hp, l);
+    const float *cos_t = local ? c->rope_cos_local : c->rope_cos;
+    const float *sin_t = local ? c->rope_sin_local : c->rope_sin;
 
     /* Attention: keys and values go straight into the cache. */
     for (guint t = 0; t < n; t++)
@@ -295,30 +338,43 @@ forward_block (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens,
           lw->attn_norm, dim, hp->rms_eps);
     llm_matmul (kc, lw->wk, c->xb, n, nt);
     llm_matmul (vc, lw->wv, c->xb, n, nt);
-    for (guint t = 0; t < n; t++)
-      llm_rope_apply (kc + (gsize) t * c->kv_dim, hp->n_kv_heads,
-          hp->head_dim, c->rope_cos + t * half, c->rope_sin + t * half,
-          interleaved);
+    for (guint t = 0; t < n; t++) {
+      float *kt = kc + (gsize) t * c->kv_dim;
+
+      if (lw->attn_k_norm != NULL)
+        llm_rmsnorm_heads (kt, hp->n_kv_heads, hp->head_dim, lw->attn_k_norm,
+            hp->rms_eps);
+      llm_rope_apply (kt, hp->n_kv_heads, hp->head_dim, cos_t + t * half,
+          sin_t + t * half, interleaved);
+    }
     if (m == 0)
       break;
     llm_matmul (c->q, lw->wq, c->xb + (gsize) first * dim, m, nt);
-    for (guint t = 0; t < m; t++)
-      llm_rope_apply (c->q + (gsize) t * c->q_dim, hp->n_heads, hp->head_dim,
-          c->rope_cos + (first + t) * half, c->rope_sin + (first + t) * half,
-          interleaved);
-    attention_block (c, kv, l, pos0 + first, m);
-    llm_matmul (c->xb, lw->wo, c->att, m, nt);
-    add_f32 (x, c->xb, (gsize) m * dim);
+    for (guint t = 0; t < m; t++) {
+      float *qt = c->q + (gsize) t * c->q_dim;
 
-    /* SwiGLU feed-forward. */
+      if (lw->attn_q_norm != NULL)
+        llm_rmsnorm_heads (qt, hp->n_heads, hp->head_dim, lw->attn_q_norm,
+            hp->rms_eps);
+      llm_rope_apply (qt, hp->n_heads, hp->head_dim,
+          cos_t + (first + t) * half, sin_t + (first + t) * half, interleaved);
+    }
+    attention_block (c, kv, l, pos0 + first, m, local ? hp->swa_window : 0);
+    llm_matmul (c->xb, lw->wo, c->att, m, nt);
+    add_branch (x, c->xb, m, dim, lw->post_attn_norm, hp->rms_eps);
+
+    /* Gated feed-forward: SwiGLU or GeGLU. */
     for (guint t = 0; t < m; t++)
       llm_rmsnorm (c->xb + (gsize) t * dim, x + (gsize) t * dim,
           lw->ffn_norm, dim, hp->rms_eps);
     llm_matmul (c->hb, lw->w_gate, c->xb, m, nt);
     llm_matmul (c->hb2, lw->w_up, c->xb, m, nt);
-    llm_swiglu (c->hb, c->hb, c->hb2, m * hp->ffn_dim);
+    if (hp->act == LLM_ACT_GELU_TANH)
+      llm_geglu (c->hb, c->hb, c->hb2, m * hp->ffn_dim);
+    else
+      llm_swiglu (c->hb, c->hb, c->hb2, m * hp->ffn_dim);
     llm_matmul (c->xb, lw->w_down, c->hb, m, nt);
-    add_f32 (x, c->xb, (gsize) m * dim);
+    add_branch (x, c->xb, m, dim, lw->post_ffn_norm, hp->rms_eps);
   }
   kv->len += n;
 }

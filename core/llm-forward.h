@@ -1,4 +1,4 @@
-/* LLMasOS - the Llama-family forward pass on the CPU backend.
+/* LLMasOS - the forward pass of Llama and Gemma 3 on the CPU backend.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 

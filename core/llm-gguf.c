@@ -26,6 +26,10 @@
 #define GGUF_MIN_KV_BYTES (8 + 4 + 1)   /* empty key, type, 1-byte value */
 #define GGUF_MIN_TENSOR_INFO_BYTES (8 + 4 + 8 + 4 + 8)  /* 1-D, empty name */
 
+/* The tail of the messages for data that ends too soon: the commonest
+ * cause is a download that stopped early, so say so. */
+#define TRUNCATED(what) ": the file is truncated, or the " what " is corrupt"
+
 typedef struct
 {
   gchar *key;
@@ -138,7 +142,8 @@ read_string_raw (Cursor * c, const guint8 ** out, gsize * out_len,
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
         "%s: string length %" G_GUINT64_FORMAT " of %s at offset %"
         G_GSIZE_FORMAT " runs past the end of the file (%" G_GSIZE_FORMAT
-        " bytes left)", c->name, len, what, at, remaining (c));
+        " bytes left)" TRUNCATED ("length"), c->name, len, what, at,
+        remaining (c));
     return FALSE;
   }
   *out = c->data + c->off;
@@ -438,7 +443,8 @@ read_array (Cursor * c, guint depth, LlmGgufType * elem_type_out,
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
         "%s: array length %" G_GUINT64_FORMAT " (%s elements) at offset %"
         G_GSIZE_FORMAT " runs past the end of the file (%" G_GSIZE_FORMAT
-        " bytes left)", c->name, n, type_name (et), at, remaining (c));
+        " bytes left)" TRUNCATED ("length"), c->name, n, type_name (et), at,
+        remaining (c));
     return NULL;
   }
   if (elem_type_out)
@@ -525,7 +531,17 @@ parse_kv (LlmGguf * g, Cursor * c, GError ** error)
   kv.elem_type = type;
   kv.value = read_value (c, type, 0, &kv.elem_type, error);
   if (kv.value == NULL) {
-    g_prefix_error (error, "key '%s': ", kv.key);
+    /* "file: key 'k': what", the file first as in every other message */
+    if (error != NULL && *error != NULL) {
+      gchar *old = (*error)->message;
+      gsize skip = strlen (c->name);
+
+      skip = strncmp (old, c->name, skip) == 0 && old[skip] == ':' ?
+          skip + 2 : 0;
+      (*error)->message = g_strdup_printf ("%s: key '%s': %s", c->name,
+          kv.key, old + skip);
+      g_free (old);
+    }
     g_free (kv.key);
     return FALSE;
   }
@@ -610,6 +626,38 @@ parse_tensor_info (LlmGguf * g, Cursor * c, LlmTensor * t, guint64 * offset,
   return TRUE;
 }
 
+static gint
+compare_by_data (gconstpointer a, gconstpointer b)
+{
+  const LlmTensor *const *x = a, *const *y = b;
+
+  return (*x)->data < (*y)->data ? -1 : (*x)->data > (*y)->data;
+}
+
+/* Two tensors may not share bytes: llama.cpp refuses such files (it wants
+ * each tensor right after the one before), and a write through one view
+ * would change the other. */
+static gboolean
+check_overlaps (LlmGguf * g, GError ** error)
+{
+  g_autoptr (GPtrArray) sorted = g_ptr_array_sized_new (g->n_tensors);
+
+  for (guint i = 0; i < g->n_tensors; i++)
+    g_ptr_array_add (sorted, &g->tensors[i]);
+  g_ptr_array_sort (sorted, compare_by_data);
+  for (guint i = 1; i < sorted->len; i++) {
+    const LlmTensor *p = sorted->pdata[i - 1], *t = sorted->pdata[i];
+
+    if (p->data + p->nbytes > t->data) {
+      g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
+          "%s: the data of tensors '%s' and '%s' overlap", g->name, p->name,
+          t->name);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 /* Element count and bytes of @t, overflow checked. */
 static gboolean
 tensor_size (const gchar * name, LlmTensor * t, GError ** error)
@@ -660,7 +708,8 @@ place_tensor (LlmGguf * g, const guint8 * data, gsize size, LlmTensor * t,
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
         "%s: tensor '%s' data [offset %" G_GUINT64_FORMAT ", %"
         G_GUINT64_FORMAT " bytes] runs past the end of the file (%"
-        G_GSIZE_FORMAT " bytes)", g->name, t->name, offset, t->nbytes, size);
+        G_GSIZE_FORMAT " bytes)" TRUNCATED ("offset"), g->name, t->name,
+        offset, t->nbytes, size);
     return FALSE;
   }
   t->data = data + start;
@@ -691,16 +740,16 @@ parse_header (LlmGguf * g, Cursor * c, guint64 * n_tensors, guint64 * n_kv,
   if (*n_kv > remaining (c) / GGUF_MIN_KV_BYTES) {
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
         "%s: metadata count %" G_GUINT64_FORMAT " is more than the %"
-        G_GSIZE_FORMAT " bytes left in the file can hold", c->name, *n_kv,
-        remaining (c));
+        G_GSIZE_FORMAT " bytes left in the file can hold" TRUNCATED ("count"),
+        c->name, *n_kv, remaining (c));
     return FALSE;
   }
   /* A first bound; checked again once the metadata is read. */
   if (*n_tensors > remaining (c) / GGUF_MIN_TENSOR_INFO_BYTES) {
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
         "%s: tensor count %" G_GUINT64_FORMAT " is more than the %"
-        G_GSIZE_FORMAT " bytes left in the file can hold", c->name,
-        *n_tensors, remaining (c));
+        G_GSIZE_FORMAT " bytes left in the file can hold" TRUNCATED ("count"),
+        c->name, *n_tensors, remaining (c));
     return FALSE;
   }
   return TRUE;
@@ -729,8 +778,8 @@ parse (LlmGguf * g, GError ** error)
   if (n_tensors > remaining (&c) / GGUF_MIN_TENSOR_INFO_BYTES) {
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
         "%s: tensor count %" G_GUINT64_FORMAT " is more than the %"
-        G_GSIZE_FORMAT " bytes left in the file can hold", g->name,
-        n_tensors, remaining (&c));
+        G_GSIZE_FORMAT " bytes left in the file can hold" TRUNCATED ("count"),
+        g->name, n_tensors, remaining (&c));
     return FALSE;
   }
   g->tensors = g_new0 (LlmTensor, n_tensors);
@@ -745,7 +794,7 @@ parse (LlmGguf * g, GError ** error)
   for (guint i = 0; ok && i < g->n_tensors; i++)
     ok = place_tensor (g, data, size, &g->tensors[i], offsets[i], error);
   g_free (offsets);
-  return ok;
+  return ok && check_overlaps (g, error);
 }
 
 LlmGguf *

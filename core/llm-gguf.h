@@ -39,7 +39,8 @@ typedef enum {
 typedef struct _LlmGguf LlmGguf;
 
 /* Maps @path (GMappedFile) and parses header, metadata and tensor infos,
- * checking every count, length, offset and alignment against the file. */
+ * checking every count, length, offset and alignment against the file,
+ * and that no two tensors share bytes. */
 LlmGguf *llm_gguf_open (const gchar * path, GError ** error);
 /* Same over bytes in memory (fuzzing, tests). @name is used in messages. */
 LlmGguf *llm_gguf_open_bytes (GBytes * bytes, const gchar * name,

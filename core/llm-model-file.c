@@ -7,6 +7,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "llm-model-file.h"
+#include "llm-model-arch.h"
 #include "llm-error.h"
 
 #include <string.h>
@@ -27,6 +28,10 @@ typedef struct
   const gchar *w_gate;
   const gchar *w_up;
   const gchar *w_down;
+  const gchar *attn_q_norm;     /* with hp.qk_norm */
+  const gchar *attn_k_norm;
+  const gchar *post_attn_norm;  /* with hp.post_norms */
+  const gchar *post_ffn_norm;
 } TensorNames;
 
 static const TensorNames hf_names = {
@@ -57,6 +62,10 @@ static const TensorNames gguf_names = {
   "blk.%u.ffn_gate.weight",
   "blk.%u.ffn_up.weight",
   "blk.%u.ffn_down.weight",
+  "blk.%u.attn_q_norm.weight",
+  "blk.%u.attn_k_norm.weight",
+  "blk.%u.post_attention_norm.weight",
+  "blk.%u.post_ffw_norm.weight",
 };
 
 /* A tensor and the file it lives in (for messages). */
@@ -163,7 +172,9 @@ get_matrix (Loader * l, const gchar * name, guint64 cols, guint64 rows,
         ref->file, name, llm_dtype_name (ref->tensor->dtype));
     return NULL;
   }
-  return check_shape (ref, 2, ne, error) ? ref->tensor : NULL;
+  return check_shape (ref, 2, ne, error) &&
+      llm_tensor_check_finite (ref->tensor, ref->file, error) ?
+      ref->tensor : NULL;
 }
 
 /* A norm weight [dim], as F32: F16 and BF16 ones are converted into a
@@ -175,7 +186,8 @@ get_norm (Loader * l, const gchar * name, guint64 dim, GError ** error)
   const LlmTensor *t;
   LlmTensor *f;
 
-  if (ref == NULL || !check_shape (ref, 1, &dim, error))
+  if (ref == NULL || !check_shape (ref, 1, &dim, error) ||
+      !llm_tensor_check_finite (ref->tensor, ref->file, error))
     return NULL;
   t = ref->tensor;
   if (t->dtype == LLM_DTYPE_F32)
@@ -226,6 +238,16 @@ load_layer (Loader * l, const TensorNames * n, guint i, GError ** error)
   const guint64 q_dim = (guint64) hp->n_heads * hp->head_dim;
   const guint64 kv_dim = (guint64) hp->n_kv_heads * hp->head_dim;
 
+  if (hp->qk_norm && (!(lw->attn_q_norm = get_layer_norm (l, n->attn_q_norm,
+                  i, hp->head_dim, error)) ||
+          !(lw->attn_k_norm = get_layer_norm (l, n->attn_k_norm, i,
+                  hp->head_dim, error))))
+    return FALSE;
+  if (hp->post_norms && (!(lw->post_attn_norm = get_layer_norm (l,
+                  n->post_attn_norm, i, hp->dim, error)) ||
+          !(lw->post_ffn_norm = get_layer_norm (l, n->post_ffn_norm, i,
+                  hp->dim, error))))
+    return FALSE;
   return (lw->attn_norm = get_layer_norm (l, n->attn_norm, i, hp->dim, error))
       && (lw->wq = get_layer_matrix (l, n->wq, i, hp->dim, q_dim, error))
       && (lw->wk = get_layer_matrix (l, n->wk, i, hp->dim, kv_dim, error))
@@ -293,6 +315,12 @@ check_hparams (Loader * l, const gchar * file, GError ** error)
    * count is a lie, and must not size an allocation */
   guint max_layers = g_hash_table_size (l->tensors);
 
+  if (hp->head_dim == 0 && hp->n_heads != 0 && hp->dim % hp->n_heads != 0) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_MISMATCH,
+        "%s: hidden size %u is not a multiple of %u attention heads, and no "
+        "head dimension is given", file, hp->dim, hp->n_heads);
+    return FALSE;
+  }
   if (hp->dim == 0 || hp->n_layers == 0 || hp->n_heads == 0 ||
       hp->n_kv_heads == 0 || hp->head_dim == 0 || hp->ffn_dim == 0) {
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
@@ -362,10 +390,15 @@ json_uint (JsonObject * o, const gchar * file, const gchar * key,
     return TRUE;
   }
   if (!JSON_NODE_HOLDS_VALUE (node) ||
-      json_node_get_value_type (node) != G_TYPE_INT64 ||
-      json_node_get_int (node) < 0 || json_node_get_int (node) > G_MAXINT32) {
+      json_node_get_value_type (node) != G_TYPE_INT64) {
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
         "%s: \"%s\" is not a non-negative integer", file, key);
+    return FALSE;
+  }
+  if (json_node_get_int (node) < 0 || json_node_get_int (node) > G_MAXINT32) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
+        "%s: \"%s\" is %" G_GINT64_FORMAT ", not between 0 and %d", file,
+        key, json_node_get_int (node), G_MAXINT32);
     return FALSE;
   }
   *out = json_node_get_int (node);
@@ -427,10 +460,9 @@ is_llama_config (JsonObject * cfg)
 }
 
 static gboolean
-parse_config (LlmModelFile * mf, JsonObject * cfg, const gchar * file,
-    guint * vocab_size, GError ** error)
+parse_config (JsonObject * cfg, const gchar * file, LlmHParams * hp,
+    GError ** error)
 {
-  LlmHParams *hp = &mf->hp;
   JsonNode *tie;
   gdouble eps, theta;
 
@@ -452,9 +484,10 @@ parse_config (LlmModelFile * mf, JsonObject * cfg, const gchar * file,
           error) ||
       !json_uint (cfg, file, "num_key_value_heads", FALSE, hp->n_heads,
           &hp->n_kv_heads, error) ||
-      !json_uint (cfg, file, "head_dim", FALSE,
-          hp->n_heads ? hp->dim / hp->n_heads : 0, &hp->head_dim, error) ||
-      !json_uint (cfg, file, "vocab_size", FALSE, 0, vocab_size, error) ||
+      !json_uint (cfg, file, "head_dim", FALSE, hp->n_heads &&
+          hp->dim % hp->n_heads == 0 ? hp->dim / hp->n_heads : 0,
+          &hp->head_dim, error) ||
+      !json_uint (cfg, file, "vocab_size", FALSE, 0, &hp->n_vocab, error) ||
       !json_uint (cfg, file, "max_position_embeddings", FALSE, 2048,
           &hp->n_ctx_train, error) ||
       !json_number (cfg, file, "rms_norm_eps", 1e-6, &eps, error) ||
@@ -467,6 +500,42 @@ parse_config (LlmModelFile * mf, JsonObject * cfg, const gchar * file,
   hp->tied_embeddings = tie && JSON_NODE_HOLDS_VALUE (tie) &&
       json_node_get_value_type (tie) == G_TYPE_BOOLEAN &&
       json_node_get_boolean (tie);
+  return TRUE;
+}
+
+gboolean
+llm_hparams_from_config_json_data (const gchar * data, gsize len,
+    const gchar * name, LlmHParams * hp, GError ** error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  g_autoptr (GError) local = NULL;
+  LlmHParams parsed = { 0 };
+  JsonNode *root;
+
+  g_return_val_if_fail (data != NULL, FALSE);
+  g_return_val_if_fail (hp != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (name == NULL)
+    name = "config.json";
+  if (len > G_MAXSSIZE) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT, "%s: too large", name);
+    return FALSE;
+  }
+  if (!json_parser_load_from_data (parser, data, len, &local)) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT, "%s: not valid JSON: %s",
+        name, local->message);
+    return FALSE;
+  }
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT, "%s: not a JSON object",
+        name);
+    return FALSE;
+  }
+  if (!parse_config (json_node_get_object (root), name, &parsed, error))
+    return FALSE;
+  *hp = parsed;
   return TRUE;
 }
 
@@ -535,9 +604,9 @@ load_hf (Loader * l, GError ** error)
       NULL);
   g_autofree gchar *tokcfg_path = g_build_filename (mf->path,
       "tokenizer_config.json", NULL);
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   g_autoptr (GError) local = NULL;
-  JsonNode *root;
+  g_autofree gchar *cfg = NULL;
+  gsize cfg_len;
   guint vocab_size;
 
   mf->format = LLM_MODEL_FORMAT_HF;
@@ -548,20 +617,16 @@ load_hf (Loader * l, GError ** error)
         "it has no config.json", mf->path);
     return FALSE;
   }
-  if (!json_parser_load_from_mapped_file (parser, cfg_path, &local)) {
-    g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT, "%s: %s", cfg_path,
+  if (!g_file_get_contents (cfg_path, &cfg, &cfg_len, &local)) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_IO, "%s: %s", cfg_path,
         local->message);
     return FALSE;
   }
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT, "%s: not a JSON object",
-        cfg_path);
-    return FALSE;
-  }
-  if (!parse_config (mf, json_node_get_object (root), cfg_path, &vocab_size,
+  if (!llm_hparams_from_config_json_data (cfg, cfg_len, cfg_path, &mf->hp,
           error))
     return FALSE;
+  /* n_vocab is the embedding's row count once the weights are read */
+  vocab_size = mf->hp.n_vocab;
 
   if (!open_shards (l, mf->path, error) ||
       !check_hparams (l, cfg_path, error) ||
@@ -578,10 +643,13 @@ load_hf (Loader * l, GError ** error)
 
 /* --- GGUF ----------------------------------------------------------------- */
 
+/* The keys of the hyper-parameters are {arch}.@name. */
 static gboolean
-gguf_uint (const LlmGguf * g, const gchar * file, const gchar * key,
-    gboolean required, guint def, guint * out, GError ** error)
+gguf_uint (const LlmGguf * g, const gchar * file, const gchar * arch,
+    const gchar * name, gboolean required, guint def, guint * out,
+    GError ** error)
 {
+  g_autofree gchar *key = g_strdup_printf ("%s.%s", arch, name);
   guint64 v;
 
   if (llm_gguf_find_kv (g, key) < 0 && !required) {
@@ -600,9 +668,11 @@ gguf_uint (const LlmGguf * g, const gchar * file, const gchar * key,
 }
 
 static gboolean
-gguf_float (const LlmGguf * g, const gchar * file, const gchar * key,
-    gboolean required, gdouble def, float *out, GError ** error)
+gguf_float (const LlmGguf * g, const gchar * file, const gchar * arch,
+    const gchar * name, gboolean required, gdouble def, float *out,
+    GError ** error)
 {
+  g_autofree gchar *key = g_strdup_printf ("%s.%s", arch, name);
   gdouble v;
 
   if (llm_gguf_find_kv (g, key) < 0 && !required) {
@@ -632,43 +702,49 @@ parse_gguf_hparams (LlmModelFile * mf, guint * vocab_size, GError ** error)
         "%s: general.architecture is missing", file);
     return FALSE;
   }
-  if (strcmp (arch, "llama") != 0) {
+  if (strcmp (arch, "llama") == 0) {
+    hp->arch = LLM_ARCH_LLAMA;
+    /* llama.cpp permutes Q and K into pairs (2i, 2i+1) at conversion */
+    hp->rope_style = LLM_ROPE_INTERLEAVED;
+  } else if (strcmp (arch, "gemma3") == 0) {
+    hp->arch = LLM_ARCH_GEMMA3;
+  } else {
     g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED,
-        "%s: architecture '%s' is not supported (only llama)", file, arch);
+        "%s: architecture '%s' is not supported (llama, gemma3)", file, arch);
     return FALSE;
   }
-  hp->arch = LLM_ARCH_LLAMA;
-  /* llama.cpp permutes Q and K into pairs (2i, 2i+1) at conversion */
-  hp->rope_style = LLM_ROPE_INTERLEAVED;
-  if (!gguf_uint (g, file, "llama.embedding_length", TRUE, 0, &hp->dim,
+  if (!gguf_uint (g, file, arch, "embedding_length", TRUE, 0, &hp->dim,
           error) ||
-      !gguf_uint (g, file, "llama.block_count", TRUE, 0, &hp->n_layers,
+      !gguf_uint (g, file, arch, "block_count", TRUE, 0, &hp->n_layers,
           error) ||
-      !gguf_uint (g, file, "llama.feed_forward_length", TRUE, 0,
+      !gguf_uint (g, file, arch, "feed_forward_length", TRUE, 0,
           &hp->ffn_dim, error) ||
-      !gguf_uint (g, file, "llama.context_length", TRUE, 0, &hp->n_ctx_train,
+      !gguf_uint (g, file, arch, "context_length", TRUE, 0, &hp->n_ctx_train,
           error) ||
-      !gguf_uint (g, file, "llama.attention.head_count", TRUE, 0,
+      !gguf_uint (g, file, arch, "attention.head_count", TRUE, 0,
           &hp->n_heads, error) ||
-      !gguf_uint (g, file, "llama.attention.head_count_kv", FALSE,
+      !gguf_uint (g, file, arch, "attention.head_count_kv", FALSE,
           hp->n_heads, &hp->n_kv_heads, error) ||
-      !gguf_uint (g, file, "llama.attention.key_length", FALSE,
-          hp->n_heads ? hp->dim / hp->n_heads : 0, &hp->head_dim, error) ||
-      !gguf_uint (g, file, "llama.vocab_size", FALSE, 0, vocab_size, error) ||
-      !gguf_float (g, file, "llama.attention.layer_norm_rms_epsilon", TRUE,
+      !gguf_uint (g, file, arch, "attention.key_length", FALSE, hp->n_heads &&
+          hp->dim % hp->n_heads == 0 ? hp->dim / hp->n_heads : 0,
+          &hp->head_dim, error) ||
+      !gguf_uint (g, file, arch, "vocab_size", FALSE, 0, vocab_size, error) ||
+      !gguf_float (g, file, arch, "attention.layer_norm_rms_epsilon", TRUE,
           0, &hp->rms_eps, error) ||
-      !gguf_float (g, file, "llama.rope.freq_base", FALSE, 10000.0,
+      !gguf_float (g, file, arch, "rope.freq_base", FALSE, 10000.0,
           &hp->rope_theta, error))
     return FALSE;
   /* an output.weight that is absent means tied; load_weights decides */
   hp->tied_embeddings = FALSE;
-  return TRUE;
+  return hp->arch != LLM_ARCH_GEMMA3 ||
+      llm_model_gemma3_gguf_hparams (g, file, hp, error);
 }
 
 static gboolean
 load_gguf (Loader * l, GError ** error)
 {
   LlmModelFile *mf = l->mf;
+  g_autofree gchar *key = NULL;
   const gchar *name;
   guint vocab_size;
 
@@ -701,7 +777,9 @@ load_gguf (Loader * l, GError ** error)
     g_prefix_error (error, "%s: ", mf->path);
     return FALSE;
   }
-  return check_vocab (l, vocab_size, "llama.vocab_size", error);
+  key = g_strdup_printf ("%s.vocab_size",
+      llm_gguf_get_string (mf->gguf, "general.architecture"));
+  return check_vocab (l, vocab_size, key, error);
 }
 
 /* --- public --------------------------------------------------------------- */

@@ -252,6 +252,12 @@ llm_model_file_write_gguf (const LlmModelFile * mf, const gchar * path,
   g_return_val_if_fail (mf != NULL && path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
+  if (mf->hp.arch != LLM_ARCH_LLAMA) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED,
+        "%s: only Llama models can be written as GGUF (this one is %s)",
+        path, mf->name);
+    return FALSE;
+  }
   if (file_type (dtype) < 0) {
     g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED,
         "%s: cannot write tensors as %s (F32, F16, BF16, Q8_0 or Q4_0)",

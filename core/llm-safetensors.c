@@ -15,6 +15,10 @@
 /* The reference implementation refuses headers above 100 MB. */
 #define ST_MAX_HEADER (100 * 1024 * 1024)
 
+/* The tail of the messages for data that ends too soon: the commonest
+ * cause is a download that stopped early, so say so. */
+#define TRUNCATED(what) ": the file is truncated, or " what " corrupt"
+
 struct _LlmSafetensors
 {
   gchar *name;                  /* for messages */
@@ -184,7 +188,8 @@ parse_tensor (LlmSafetensors * st, const gchar * tname, JsonNode * node,
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
         "%s: tensor '%s' data_offsets [%" G_GUINT64_FORMAT ", %"
         G_GUINT64_FORMAT "] lie outside the data area (%" G_GUINT64_FORMAT
-        " bytes)", st->name, tname, begin, end, area_size);
+        " bytes)%s", st->name, tname, begin, end, area_size,
+        begin > end ? "" : TRUNCATED ("the offsets are"));
     return FALSE;
   }
   if (!g_uint64_checked_mul (&nbytes, n, dt->elem_size) ||
@@ -308,11 +313,17 @@ parse (LlmSafetensors * st, GError ** error)
   }
   memcpy (&hlen, data, 8);
   hlen = GUINT64_FROM_LE (hlen);
-  if (hlen < 2 || hlen > size - 8 || hlen > ST_MAX_HEADER) {
+  if (hlen > size - 8) {
     g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
         "%s: header length %" G_GUINT64_FORMAT " does not fit the file (%"
-        G_GSIZE_FORMAT " bytes) or is not between 2 and %d", st->name, hlen,
-        size, ST_MAX_HEADER);
+        G_GSIZE_FORMAT " bytes)" TRUNCATED ("the length is"), st->name, hlen,
+        size);
+    return FALSE;
+  }
+  if (hlen < 2 || hlen > ST_MAX_HEADER) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_FORMAT,
+        "%s: header length %" G_GUINT64_FORMAT " is not between 2 and %d",
+        st->name, hlen, ST_MAX_HEADER);
     return FALSE;
   }
   /* json-glib wants the length, not a terminator; copy anyway so that an

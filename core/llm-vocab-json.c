@@ -754,7 +754,12 @@ read_file (const gchar * path, gchar ** data, gsize * len, GError ** error)
 
   if (g_file_get_contents (path, data, len, &err))
     return TRUE;
-  g_set_error (error, LLM_ERROR, LLM_ERROR_IO, "%s", err->message);
+  /* "path: what", as every other message; GLib's own names the path too */
+  if (g_error_matches (err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+    g_set_error (error, LLM_ERROR, LLM_ERROR_IO, "%s: no such file", path);
+  else
+    g_set_error (error, LLM_ERROR, LLM_ERROR_IO, "%s: cannot read: %s", path,
+        err->message);
   g_error_free (err);
   return FALSE;
 }

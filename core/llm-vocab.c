@@ -861,7 +861,11 @@ decode_spm (const LlmVocab * v, const gint32 * ids, gsize n_ids)
   for (gsize i = 0; i < n_ids; i++) {
     gint32 id = ids[i];
 
-    if (id < 0 || (guint) id >= v->n_tokens)
+    /* tokens without text (control, unknown, unused) are skipped before
+     * decoding, as Hugging Face skips special tokens: they do not split
+     * a run of byte tokens (the streaming detokenizer agrees) */
+    if (id < 0 || (guint) id >= v->n_tokens ||
+        p->text_off[id + 1] == p->text_off[id])
       continue;
     if (v->types[id] == LLM_TOKEN_BYTE) {
       g_byte_array_append (run, (const guint8 *) p->text + p->text_off[id], 1);

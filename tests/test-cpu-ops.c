@@ -120,6 +120,34 @@ GST_START_TEST (test_rmsnorm)
 
 GST_END_TEST;
 
+GST_START_TEST (test_rmsnorm_heads)
+{
+  /* n_heads, head_dim: Gemma 3 270M's queries and key first */
+  const guint shapes[][2] = { {4, 256}, {1, 256}, {3, 7}, {8, 64}, {2, 1} };
+
+  for (guint s = 0; s < G_N_ELEMENTS (shapes); s++) {
+    guint nh = shapes[s][0], hd = shapes[s][1];
+    Weight *w = weight_new (LLM_DTYPE_F32, 1, hd);
+    float *x = g_new (float, nh * hd);
+    double *want = g_new (double, nh * hd);
+
+    w->t.n_dims = 1;
+    fill_random (x, nh * hd, 5.0f);
+    /* heads of very different scales: each is normalized on its own */
+    for (guint i = 0; i < hd; i++)
+      x[i] *= 100.0f;
+    for (guint h = 0; h < nh; h++)
+      naive_rmsnorm (want + h * hd, x + h * hd, w->deq, hd, 1e-6);
+    llm_rmsnorm_heads (x, nh, hd, &w->t, 1e-6f);
+    check_close (x, want, nh * hd, 1e-5, 1e-6, "rmsnorm_heads");
+    g_free (x);
+    g_free (want);
+    weight_free (w);
+  }
+}
+
+GST_END_TEST;
+
 /* --- rope --- */
 
 static void
@@ -314,6 +342,57 @@ GST_START_TEST (test_swiglu)
 
 GST_END_TEST;
 
+static double
+naive_gelu_tanh (double g)
+{
+  return 0.5 * g * (1.0 + tanh (sqrt (2.0 / G_PI) * (g + 0.044715 * g * g *
+              g)));
+}
+
+GST_START_TEST (test_geglu)
+{
+  const guint sizes[] = { 1, 5, 172, 2048 };
+
+  for (guint s = 0; s < G_N_ELEMENTS (sizes); s++) {
+    guint n = sizes[s];
+    float *g = g_new (float, n), *u = g_new (float, n), *o = g_new (float, n);
+    double *want = g_new (double, n);
+
+    fill_random (g, n, 8.0f);
+    fill_random (u, n, 3.0f);
+    /* Far tails: gelu(g) -> g above, -> 0 below, no NaN from inf / inf. */
+    g[0] = 100.0f;
+    if (n > 1)
+      g[1] = -100.0f;
+    if (n > 2)
+      g[2] = -1e20f;
+    if (n > 3)
+      g[3] = 1e20f;
+    if (n > 4)
+      g[4] = 0.0f;
+    for (guint i = 0; i < n; i++)
+      want[i] = naive_gelu_tanh (g[i]) * u[i];
+    llm_geglu (o, g, u, n);
+    /* around g = -3 gelu is a small difference: absolute error there */
+    check_close (o, want, n, 1e-5, 1e-6, "geglu");
+    /* The forward pass writes the product over the gate. */
+    llm_geglu (g, g, u, n);
+    fail_unless (memcmp (g, o, n * sizeof (float)) == 0);
+    g_free (g);
+    g_free (u);
+    g_free (o);
+    g_free (want);
+  }
+  {
+    float z[2] = { NAN, 1.0f }, u[2] = { 1, 1 };
+
+    llm_geglu (z, z, u, 2);
+    fail_unless (isnan (z[0]) && isfinite (z[1]));
+  }
+}
+
+GST_END_TEST;
+
 /* --- matvec, matmul, get_row --- */
 
 typedef struct
@@ -451,16 +530,18 @@ GST_END_TEST;
 
 /* --- attention --- */
 
+/* @window 0: every earlier position; else the last @window of them. */
 static void
 naive_attention (double *out, const float *q, const float *k, const float *v,
     guint n_q, guint q_pos0, guint n_heads, guint n_kv_heads, guint head_dim,
-    gsize kv_stride)
+    gsize kv_stride, double scale, guint window)
 {
   guint group = n_heads / n_kv_heads;
   double *s = g_new (double, q_pos0 + n_q);
 
   for (guint i = 0; i < n_q; i++) {
     guint len = q_pos0 + i + 1;
+    guint p0 = window > 0 && len > window ? len - window : 0;
 
     for (guint h = 0; h < n_heads; h++) {
       const float *qh = q + ((gsize) i * n_heads + h) * head_dim;
@@ -468,20 +549,20 @@ naive_attention (double *out, const float *q, const float *k, const float *v,
       double *oh = out + ((gsize) i * n_heads + h) * head_dim;
       double max = -INFINITY, sum = 0;
 
-      for (guint p = 0; p < len; p++) {
+      for (guint p = p0; p < len; p++) {
         double d = 0;
 
         for (guint j = 0; j < head_dim; j++)
           d += (double) qh[j] * k[p * kv_stride + off + j];
-        s[p] = d / sqrt (head_dim);
+        s[p] = d * scale;
         max = MAX (max, s[p]);
       }
-      for (guint p = 0; p < len; p++)
+      for (guint p = p0; p < len; p++)
         sum += s[p] = exp (s[p] - max);
       for (guint j = 0; j < head_dim; j++) {
         double acc = 0;
 
-        for (guint p = 0; p < len; p++)
+        for (guint p = p0; p < len; p++)
           acc += s[p] / sum * v[p * kv_stride + off + j];
         oh[j] = acc;
       }
@@ -520,7 +601,8 @@ GST_START_TEST (test_attention)
     fill_random (v, n_pos * kv_stride, 1.0f);
     llm_attention_causal (out, q, k, v, n_q, pos0, nh, nkv, hd, kv_stride,
         scratch);
-    naive_attention (want, q, k, v, n_q, pos0, nh, nkv, hd, kv_stride);
+    naive_attention (want, q, k, v, n_q, pos0, nh, nkv, hd, kv_stride,
+        1.0 / sqrt (hd), 0);
     check_close (out, want, n_q * q_dim, 1e-4, 1e-5, "attention");
 
     /* Causality: keys after the last query's position are never read. */
@@ -542,10 +624,73 @@ GST_START_TEST (test_attention)
       gsize qo = (gsize) g * group * hd, ko = (gsize) g *hd;
 
       llm_attention_causal_strided (out2 + qo, q_dim, q + qo, q_dim, k + ko,
-          v + ko, kv_stride, n_q, pos0, group, 1, hd, scratch);
+          v + ko, kv_stride, n_q, pos0, group, 1, hd, 1.0f / sqrtf (hd), 0,
+          scratch);
     }
     fail_unless (memcmp (out, out2, n_q * q_dim * sizeof (float)) == 0,
         "per-group strided attention differs");
+
+    g_free (q);
+    g_free (k);
+    g_free (v);
+    g_free (out);
+    g_free (out2);
+    g_free (scratch);
+    g_free (want);
+  }
+}
+
+GST_END_TEST;
+
+/* Sliding windows (Gemma 3's local layers) and a scale of one's own. */
+GST_START_TEST (test_attention_window)
+{
+  /* n_heads, n_kv_heads, head_dim, n_q, q_pos0, window */
+  const guint combos[][6] = {
+    {4, 1, 256, 1, 600, 512}, {4, 1, 256, 64, 480, 512}, {2, 1, 8, 9, 0, 4},
+    {2, 2, 16, 5, 3, 1}, {8, 4, 8, 3, 10, 100}, {6, 2, 5, 20, 7, 6},
+  };
+
+  for (guint c = 0; c < G_N_ELEMENTS (combos); c++) {
+    guint nh = combos[c][0], nkv = combos[c][1], hd = combos[c][2];
+    guint n_q = combos[c][3], pos0 = combos[c][4], window = combos[c][5];
+    guint n_pos = pos0 + n_q;
+    gsize q_dim = (gsize) nh * hd, kv_stride = (gsize) nkv * hd + 1;
+    float *q = g_new (float, n_q * q_dim);
+    float *k = g_new (float, n_pos * kv_stride);
+    float *v = g_new (float, n_pos * kv_stride);
+    float *out = g_new (float, n_q * q_dim);
+    float *out2 = g_new (float, n_q * q_dim);
+    float *scratch = g_new (float, n_pos);
+    double *want = g_new (double, n_q * q_dim);
+    float scale = 0.3f;
+
+    fill_random (q, n_q * q_dim, 2.0f);
+    fill_random (k, n_pos * kv_stride, 2.0f);
+    fill_random (v, n_pos * kv_stride, 1.0f);
+    llm_attention_causal_strided (out, q_dim, q, q_dim, k, v, kv_stride, n_q,
+        pos0, nh, nkv, hd, scale, window, scratch);
+    naive_attention (want, q, k, v, n_q, pos0, nh, nkv, hd, kv_stride,
+        scale, window);
+    check_close (out, want, n_q * q_dim, 1e-4, 1e-5, "windowed attention");
+
+    /* Positions before the first query's window are never read. */
+    if (n_pos > window + n_q) {
+      for (gsize i = 0; i < (n_pos - window - n_q + 1) * kv_stride; i++)
+        k[i] = v[i] = NAN;
+      llm_attention_causal_strided (out2, q_dim, q, q_dim, k, v, kv_stride,
+          n_q, pos0, nh, nkv, hd, scale, window, scratch);
+      fail_unless (memcmp (out, out2, n_q * q_dim * sizeof (float)) == 0,
+          "a position outside the window was read");
+    }
+    /* A window as long as the context is no window. */
+    fill_random (k, n_pos * kv_stride, 2.0f);
+    fill_random (v, n_pos * kv_stride, 1.0f);
+    llm_attention_causal_strided (out, q_dim, q, q_dim, k, v, kv_stride, n_q,
+        pos0, nh, nkv, hd, scale, 0, scratch);
+    llm_attention_causal_strided (out2, q_dim, q, q_dim, k, v, kv_stride,
+        n_q, pos0, nh, nkv, hd, scale, n_pos, scratch);
+    fail_unless (memcmp (out, out2, n_q * q_dim * sizeof (float)) == 0);
 
     g_free (q);
     g_free (k);
@@ -583,15 +728,18 @@ cpu_ops_suite (void)
   rng = g_rand_new_with_seed (20240611);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_rmsnorm);
+  tcase_add_test (tc, test_rmsnorm_heads);
   tcase_add_test (tc, test_rope);
   tcase_add_test (tc, test_rope_styles_are_a_permutation);
   tcase_add_test (tc, test_softmax);
   tcase_add_test (tc, test_softmax_unscaled);
   tcase_add_test (tc, test_swiglu);
+  tcase_add_test (tc, test_geglu);
   tcase_add_test (tc, test_matvec);
   tcase_add_test (tc, test_matmul);
   tcase_add_test (tc, test_get_row);
   tcase_add_test (tc, test_attention);
+  tcase_add_test (tc, test_attention_window);
   tcase_add_test (tc, test_attention_single_key);
   return s;
 }

@@ -620,14 +620,14 @@ GST_START_TEST (test_gguf_errors)
   {
     const gchar *skip[] = { "blk.0.attn_q.weight", NULL };
     const guint64 ne[2] = { 256, 16 };
-    g_autoptr (GBytes) q4k = g_bytes_new_take (g_malloc0 (16 * 144), 16 * 144);
+    g_autoptr (GBytes) q41 = g_bytes_new_take (g_malloc0 (16 * 160), 16 * 160);
 
     w = copy_gguf (g, NULL, skip);
     fail_unless (llm_gguf_writer_add_tensor (w, "blk.0.attn_q.weight",
-            LLM_DTYPE_Q4_K, 2, ne, q4k, NULL));
-    p3 = finish (w, "q4k.gguf");
+            LLM_DTYPE_Q4_1, 2, ne, q41, NULL));
+    p3 = finish (w, "q41.gguf");
     expect_load_error (p3, LLM_ERROR_UNSUPPORTED,
-        "tensor 'blk.0.attn_q.weight' has type Q4_K");
+        "tensor 'blk.0.attn_q.weight' has type Q4_1");
   }
 
   /* GQA that does not divide; a missing required key */

@@ -8,6 +8,7 @@ pkgs=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base
   valgrind
+  clang libclang-rt-14-dev  # libFuzzer and the sanitizers (tools/fuzz-run.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -48,4 +48,7 @@ echo "== element tests under valgrind memcheck"
 CK_FORK=no LLMASOS_CYCLES=100 meson test -C build --print-errorlogs --num-processes "$jobs" --timeout-multiplier 10 \
   --wrap="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(pwd)/tests/valgrind.supp --suppressions=/usr/share/glib-2.0/valgrind/glib.supp --gen-suppressions=all" \
   test-elements test-attention-element test-lifecycle test-limits
+
+echo "== fuzz targets, 30 s each (docs/fuzzing.md)"
+tools/fuzz-run.sh 30
 echo "== all tests passed"

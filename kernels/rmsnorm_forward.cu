@@ -1,0 +1,65 @@
+/* LLMasOS - rmsnorm_forward: out = x / sqrt(mean(x^2) + eps) * weight, one
+ * block per row. CPU twin: llm_rmsnorm().
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "llm-cuda-private.cuh"
+
+#define RMSNORM_THREADS 512
+
+template <LlmDType W>
+static __global__ void __launch_bounds__ (RMSNORM_THREADS)
+rmsnorm_forward_kernel (float *out, const float *x,
+    const void *__restrict__ weight, unsigned int n, float eps)
+{
+  __shared__ float warp_sums[RMSNORM_THREADS / LLM_CUDA_WARP];
+  __shared__ float scale_s;
+  const float *xr = x + (size_t) blockIdx.x * n;
+  float *outr = out + (size_t) blockIdx.x * n;
+  unsigned int warp = threadIdx.x / LLM_CUDA_WARP;
+  unsigned int lane = threadIdx.x % LLM_CUDA_WARP;
+  float ss = 0.0f;
+
+  for (unsigned int i = threadIdx.x; i < n; i += blockDim.x)
+    ss += xr[i] * xr[i];
+  ss = warp_sum (ss);
+  if (lane == 0)
+    warp_sums[warp] = ss;
+  __syncthreads ();
+  if (warp == 0) {
+    ss = lane < blockDim.x / LLM_CUDA_WARP ? warp_sums[lane] : 0.0f;
+    ss = warp_sum (ss);
+    if (lane == 0)
+      scale_s = 1.0f / sqrtf (ss / (float) n + eps);
+  }
+  __syncthreads ();
+
+  /* Same order as the CPU: weight * (x * scale). */
+  for (unsigned int i = threadIdx.x; i < n; i += blockDim.x)
+    outr[i] = load_plain<W> (weight, i) * (xr[i] * scale_s);
+}
+
+void
+llm_cuda_rmsnorm_forward (float *out, const float *x, const void *weight,
+    LlmDType weight_dtype, guint n, guint n_rows, float eps,
+    LlmCudaStream * stream)
+{
+  cudaStream_t s = llm_cuda_raw_stream (stream);
+  unsigned int threads = MIN (RMSNORM_THREADS,
+      MAX (LLM_CUDA_WARP, (n + LLM_CUDA_WARP - 1) / LLM_CUDA_WARP
+          * LLM_CUDA_WARP));
+
+  g_return_if_fail (weight_dtype == LLM_DTYPE_F32
+      || weight_dtype == LLM_DTYPE_F16 || weight_dtype == LLM_DTYPE_BF16);
+  if (n == 0 || n_rows == 0)
+    return;
+  llm_cuda_use_device ();
+
+  if (weight_dtype == LLM_DTYPE_F32)
+    rmsnorm_forward_kernel<LLM_DTYPE_F32> <<<n_rows, threads, 0, s>>> (out,
+        x, weight, n, eps);
+  else if (weight_dtype == LLM_DTYPE_F16)
+    rmsnorm_forward_kernel<LLM_DTYPE_F16> <<<n_rows, threads, 0, s>>> (out,
+        x, weight, n, eps);
+  else
+    rmsnorm_forward_kernel<LLM_DTYPE_BF16> <<<n_rows, threads, 0, s>>> (out,
+        x, weight, n, eps);
+}

@@ -1,0 +1,73 @@
+/* LLMasOS - rope_apply: rotary position embedding, in place, for the
+ * interleaved (2i, 2i+1) and rotate-half (i, i + d/2) layouts.
+ * CPU twin: llm_rope().
+ *
+ * The angle is computed exactly as the CPU does (core/llm-cpu-ops.c,
+ * rope_angle): inv_freq = 1 / theta^(2i/d) rounded to f32, times the
+ * position in f32, then cos and sin in double rounded to f32. Double pow
+ * and sincos cost nothing next to the memory traffic of the rest of a
+ * layer, and keep both backends on the same rotation even at positions
+ * where an ulp of the angle matters.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "llm-cuda-private.cuh"
+
+#define ROPE_THREADS 256
+
+/* Grid: (pairs of all heads / ROPE_THREADS, tokens); one thread per pair. */
+template <bool INTERLEAVED>
+static __global__ void
+rope_apply_kernel (float *x, size_t row_stride, unsigned int n_heads,
+    unsigned int head_dim, unsigned int pos0, float theta)
+{
+  unsigned int half = head_dim / 2;
+  unsigned int k = blockIdx.x * blockDim.x + threadIdx.x;
+  unsigned int pos = pos0 + blockIdx.y;
+  unsigned int h, i, i0, i1;
+  float *xh, x0, x1, inv_freq, angle, c, s;
+  double sd, cd;
+
+  if (k >= n_heads * half)
+    return;
+  h = k / half;
+  i = k % half;
+
+  inv_freq = 1.0f / (float) pow ((double) theta,
+      (double) ((float) (2 * i) / (float) head_dim));
+  angle = inv_freq * (float) pos;
+  sincos ((double) angle, &sd, &cd);
+  c = (float) cd;
+  s = (float) sd;
+
+  i0 = INTERLEAVED ? 2 * i : i;
+  i1 = INTERLEAVED ? 2 * i + 1 : i + half;
+  xh = x + (size_t) blockIdx.y * row_stride + (size_t) h * head_dim;
+  x0 = xh[i0];
+  x1 = xh[i1];
+  xh[i0] = x0 * c - x1 * s;
+  xh[i1] = x0 * s + x1 * c;
+}
+
+void
+llm_cuda_rope_apply (float *x, guint n_tokens, size_t row_stride,
+    guint n_heads, guint head_dim, guint pos0, float theta,
+    gboolean interleaved, LlmCudaStream * stream)
+{
+  cudaStream_t s = llm_cuda_raw_stream (stream);
+  dim3 grid (div_up ((size_t) n_heads * (head_dim / 2), ROPE_THREADS),
+      n_tokens);
+
+  g_return_if_fail (head_dim % 2 == 0);
+  g_return_if_fail (row_stride >= (size_t) n_heads * head_dim);
+  g_return_if_fail (n_tokens <= 65535);
+  if (n_tokens == 0 || n_heads == 0 || head_dim == 0)
+    return;
+  llm_cuda_use_device ();
+
+  if (interleaved)
+    rope_apply_kernel<true> <<<grid, ROPE_THREADS, 0, s>>> (x, row_stride,
+        n_heads, head_dim, pos0, theta);
+  else
+    rope_apply_kernel<false> <<<grid, ROPE_THREADS, 0, s>>> (x, row_stride,
+        n_heads, head_dim, pos0, theta);
+}
