@@ -655,7 +655,8 @@ GST_START_TEST (test_attention_window)
     guint nh = combos[c][0], nkv = combos[c][1], hd = combos[c][2];
     guint n_q = combos[c][3], pos0 = combos[c][4], window = combos[c][5];
     guint n_pos = pos0 + n_q;
-    gsize q_dim = (gsize) nh * hd, kv_stride = (gsize) nkv * hd + 1;
+    gsize q_dim = (gsize) nh * hd;
+    gsize kv_stride = (gsize) nkv * hd + 1;     /* padded */
     float *q = g_new (float, n_q * q_dim);
     float *k = g_new (float, n_pos * kv_stride);
     float *v = g_new (float, n_pos * kv_stride);

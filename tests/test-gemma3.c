@@ -29,6 +29,17 @@
 /* Greedy tokens that must equal the reference on every prompt. */
 #define MIN_GREEDY 32
 
+/* An AddressSanitizer build checks memory, not numbers, and runs the
+ * quantized dot products some fifteen times slower: there the test decodes
+ * SANITIZED_GREEDY tokens of the prompts that fit in the window, and leaves
+ * the long prompt out (test-cpu-ops covers the window under ASan). */
+#ifdef __SANITIZE_ADDRESS__
+#define SANITIZED TRUE
+#else
+#define SANITIZED FALSE
+#endif
+#define SANITIZED_GREEDY 4
+
 /* Logits: |ours - reference| <= LOGIT_ATOL + LOGIT_RTOL * |reference|.
  * Both sides compute in float32 from the same weights (Q4_K, Q5_0, Q6_K
  * and Q8_0 blocks decode to the same floats in gguf-py and here), so what
@@ -406,13 +417,19 @@ GST_START_TEST (test_reference)
   for (guint ci = 0; ci < cases->len; ci++) {
     RefCase *rc = g_ptr_array_index (cases, ci);
     guint n_new = rc->greedy_ids->len;
-    g_autoptr (LlmCompute) c = llm_compute_new (model, 1);
-    g_autoptr (LlmKvCache) kv = llm_kv_cache_new (&model->hp,
-        rc->prompt_ids->len + n_new, NULL);
+    g_autoptr (LlmCompute) c = NULL;
+    g_autoptr (LlmKvCache) kv = NULL;
     guint same = 0;
     gint32 next;
 
     fail_unless (n_new >= MIN_GREEDY);
+    if (SANITIZED) {
+      if (rc->prompt_ids->len > model->hp.swa_window)
+        continue;
+      n_new = SANITIZED_GREEDY;
+    }
+    c = llm_compute_new (model, 1);
+    kv = llm_kv_cache_new (&model->hp, rc->prompt_ids->len + n_new, NULL);
     run_tokens (c, kv, &g_array_index (rc->prompt_ids, gint32, 0),
         rc->prompt_ids->len, hidden, logits);
     check_logits (rc, logits, "");
@@ -507,8 +524,10 @@ gemma3_suite (void)
   tcase_add_test (tc, test_hparams);
   tcase_add_test (tc, test_tokenizer);
   tcase_add_test (tc, test_reference);
-  tcase_add_test (tc, test_chunks_and_threads);
-  tcase_add_test (tc, test_window);
+  if (!SANITIZED) {
+    tcase_add_test (tc, test_chunks_and_threads);
+    tcase_add_test (tc, test_window);
+  }
   return s;
 }
 
