@@ -857,16 +857,20 @@ GST_END_TEST;
 static Suite *
 kernels_cuda_suite (void)
 {
-  Suite *s = suite_create ("kernels-cuda");
-  TCase *tc = tcase_create ("kernels");
+  Suite *s;
+  TCase *tc;
   GError *err = NULL;
 
-  /* No GPU (CI, the development machine): say why and skip. */
+  /* No GPU (CI, the development machine): say why and skip, before
+   * allocating anything (LeakSanitizer checks this exit too). */
   if (llm_cuda_device_count (&err) == 0
       || !llm_cuda_device_open (0, &device, &err)) {
     g_print ("SKIP: %s\n", err ? err->message : "no CUDA device");
+    g_clear_error (&err);
     exit (77);
   }
+  s = suite_create ("kernels-cuda");
+  tc = tcase_create ("kernels");
   if ((stream = llm_cuda_stream_new (&err)) == NULL) {
     g_printerr ("cannot create a CUDA stream: %s\n", err->message);
     exit (1);

@@ -279,9 +279,13 @@ GST_START_TEST (test_state_cycles)
   rss_end = resident_kib ();
   g_print ("%u cycles: resident %zu KiB after %u, %zu KiB at the end\n",
       cycles, rss_warm, warm, rss_end);
-  /* Flat: within 5 % (and 1 MiB of allocator slack) of the warm level. */
+  /* Flat: within 5 % (and 1 MiB of allocator slack) of the warm level.
+   * Not under AddressSanitizer, whose quarantine keeps freed memory
+   * resident on purpose (leaks are LeakSanitizer's job there). */
+#ifndef __SANITIZE_ADDRESS__
   fail_unless (rss_end <= rss_warm + rss_warm / 20 + 1024,
       "resident memory grew from %zu to %zu KiB", rss_warm, rss_end);
+#endif
   gst_object_unref (p);
   g_mutex_clear (&c.lock);
   g_cond_clear (&c.cond);
