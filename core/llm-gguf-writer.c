@@ -534,17 +534,37 @@ put_value (GByteArray * b, LlmGgufType type, LlmGgufType elem_type,
   }
 }
 
+/* general.alignment as the reader takes it: any integer type, a power of
+ * two up to G_MAXUINT32 (else the default). */
 static guint64
 writer_alignment (const LlmGgufWriter * w)
 {
   for (guint i = 0; i < w->kv->len; i++) {
     const WriterKv *kv = &g_array_index (w->kv, WriterKv, i);
-    if (strcmp (kv->key, "general.alignment") == 0 &&
-        kv->type == LLM_GGUF_TYPE_UINT32) {
-      guint32 a = g_variant_get_uint32 (kv->value);
-      if (a != 0 && (a & (a - 1)) == 0)
-        return a;
-    }
+    GVariant *v = kv->value;
+    gint64 a;
+
+    if (strcmp (kv->key, "general.alignment") != 0)
+      continue;
+    if (g_variant_is_of_type (v, G_VARIANT_TYPE_BYTE))
+      a = g_variant_get_byte (v);
+    else if (g_variant_is_of_type (v, G_VARIANT_TYPE_INT16))
+      a = g_variant_get_int16 (v);
+    else if (g_variant_is_of_type (v, G_VARIANT_TYPE_UINT16))
+      a = g_variant_get_uint16 (v);
+    else if (g_variant_is_of_type (v, G_VARIANT_TYPE_INT32))
+      a = g_variant_get_int32 (v);
+    else if (g_variant_is_of_type (v, G_VARIANT_TYPE_UINT32))
+      a = g_variant_get_uint32 (v);
+    else if (g_variant_is_of_type (v, G_VARIANT_TYPE_INT64))
+      a = g_variant_get_int64 (v);
+    else if (g_variant_is_of_type (v, G_VARIANT_TYPE_UINT64))
+      a = MIN (g_variant_get_uint64 (v), (guint64) G_MAXINT64);
+    else
+      break;
+    if (a > 0 && a <= G_MAXUINT32 && (a & (a - 1)) == 0)
+      return a;
+    break;
   }
   return GGUF_DEFAULT_ALIGNMENT;
 }

@@ -10,16 +10,19 @@
 #   build-fuzz/tests/fuzz/fuzz-TARGET FILE
 # and, once fixed, keep it in tests/fuzz/regressions/TARGET/.
 #
-#   tools/fuzz-run.sh [SECONDS [JOBS]]
+#   tools/fuzz-run.sh [SECONDS [JOBS [TARGET...]]]
+#
+# TARGETs (gguf, caps, ...) limit the run to those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 secs=${1:-60}
 jobs=${2:-$(nproc)}
 if ! [ "$secs" -ge 1 ] 2>/dev/null || ! [ "$jobs" -ge 1 ] 2>/dev/null; then
-  echo "usage: $0 [SECONDS [JOBS]] (both at least 1)" >&2
+  echo "usage: $0 [SECONDS [JOBS [TARGET...]]] (SECONDS, JOBS at least 1)" >&2
   exit 2
 fi
+shift $(($# < 2 ? $# : 2))
 build=build-fuzz
 out=$build/fuzz-out
 export LLMASOS_MODELS=${LLMASOS_MODELS:-$(pwd)/../shared/models}
@@ -34,10 +37,18 @@ else
 fi
 ninja -C "$build" >/dev/null
 
-targets=()
-for f in tests/fuzz/fuzz-*.c; do
-  t=${f#tests/fuzz/fuzz-}
-  targets+=("${t%.c}")
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  for f in tests/fuzz/fuzz-*.c; do
+    t=${f#tests/fuzz/fuzz-}
+    targets+=("${t%.c}")
+  done
+fi
+for t in "${targets[@]}"; do
+  if [ ! -x "$build/tests/fuzz/fuzz-$t" ]; then
+    echo "fuzz-run: no target '$t'" >&2
+    exit 2
+  fi
 done
 
 # Leaks are checked after every input; halt on the first UBSan report.

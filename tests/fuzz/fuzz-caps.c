@@ -170,7 +170,8 @@ LLVMFuzzerTestOneInput (const uint8_t * data, size_t size)
   g_autofree gchar *text = llm_fuzz_strndup (data, size);
   GstCaps *caps;
 
-  if (llm_fuzz_nesting (text) > MAX_NESTING || strpbrk (text, "<{") != NULL)
+  if (llm_fuzz_nesting (text, FALSE) > MAX_NESTING ||
+      strpbrk (text, "<{") != NULL)
     return 0;
   parsing = TRUE;
   caps = gst_caps_from_string (text);

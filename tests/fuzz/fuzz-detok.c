@@ -10,8 +10,9 @@
  *
  * Every chunk llm_detok_push or llm_detok_finish appends must be valid
  * UTF-8; after a stop nothing more comes out; and a sequence's text with
- * stop strings is the text without them, cut just before the first stop
- * string if one occurs. Without stop strings, over ids whose bytes are
+ * stop strings is the text without them, cut just before a stop string
+ * if one completed (the first to complete, which need not be the first to
+ * begin), holding none whole. Without stop strings, over ids whose bytes are
  * valid UTF-8, the streamed text equals llm_vocab_decode's.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
@@ -123,18 +124,20 @@ finish (Seq * s, GString * chunk)
 
   LLM_FUZZ_CHECK (a->len <= b->len && memcmp (a->str, b->str, a->len) == 0,
       "the text with stop strings is not a prefix of the text without");
-  /* cut just before the first stop string, if any (finish can complete
-   * one too, without saying so); stop strings that are not UTF-8 are
-   * ignored */
+  /* cut just before a stop string, if one completed (finish can complete
+   * one too, without saying so), and no stop string lies whole in what
+   * came out; stop strings that are not UTF-8 are ignored */
   for (guint k = 0; s->stops[k] != NULL; k++) {
+    gsize m = strlen (s->stops[k]);
     const gchar *at;
 
-    if (s->stops[k][0] == '\0' || !g_utf8_validate (s->stops[k], -1, NULL))
+    if (m == 0 || !g_utf8_validate (s->stops[k], -1, NULL))
       continue;
     at = find (b->str, b->len, s->stops[k]);
-    LLM_FUZZ_CHECK (at == NULL || (gsize) (at - b->str) >= a->len,
+    LLM_FUZZ_CHECK (at == NULL || (gsize) (at - b->str) + m > a->len,
         "stop string %u missed", k);
-    if (at != NULL && (gsize) (at - b->str) == a->len)
+    if (b->len - a->len >= m && memcmp (b->str + a->len, s->stops[k], m)
+        == 0)
       found = TRUE;
   }
   LLM_FUZZ_CHECK (found == (s->stopped || a->len < b->len),

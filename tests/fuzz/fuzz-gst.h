@@ -45,12 +45,14 @@ llm_fuzz_gst_init (void)
   gst_object_unref (plugin);
 }
 
-/* Deepest nesting of [ ], < > and { } outside double quotes in @s.
- * GStreamer 1.22's value parser takes time exponential in it (nested
- * structures in caps) and leaks the inner value where it refuses a nested
- * array; the targets keep it small, to fuzz our code rather than that. */
+/* Deepest nesting of [ ], < > and { } in @s, outside double quotes if
+ * @quotes. GStreamer 1.22's value parser takes time exponential in it
+ * (nested structures in caps; there, a quote may not open a string in
+ * every way the parser tries, so caps count brackets inside quotes too)
+ * and leaks the inner value where it refuses a nested array; the targets
+ * keep it small, to fuzz our code rather than that. */
 static inline guint
-llm_fuzz_nesting (const gchar * s)
+llm_fuzz_nesting (const gchar * s, gboolean quotes)
 {
   guint depth = 0, max = 0;
   gboolean quoted = FALSE;
@@ -65,7 +67,7 @@ llm_fuzz_nesting (const gchar * s)
     }
     switch (*s) {
       case '"':
-        quoted = TRUE;
+        quoted = quotes;
         break;
       case '[':
       case '<':

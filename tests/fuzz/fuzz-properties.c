@@ -33,7 +33,7 @@ set_arg (GstElement * e, GParamSpec * pspec, const gchar * text)
 
   if (!(pspec->flags & G_PARAM_WRITABLE) ||
       (pspec->flags & G_PARAM_CONSTRUCT_ONLY) ||
-      llm_fuzz_nesting (text) > MAX_NESTING)
+      llm_fuzz_nesting (text, TRUE) > MAX_NESTING)
     return;
   g_value_init (&v, pspec->value_type);
   if (gst_value_deserialize_with_pspec (&v, text, pspec))
