@@ -283,8 +283,11 @@ GST_START_TEST (test_state_cycles)
    * Not under AddressSanitizer, whose quarantine keeps freed memory
    * resident on purpose (leaks are LeakSanitizer's job there). */
 #ifndef __SANITIZE_ADDRESS__
-  fail_unless (rss_end <= rss_warm + rss_warm / 20 + 1024,
-      "resident memory grew from %zu to %zu KiB", rss_warm, rss_end);
+  /* The valgrind run asks for fewer cycles (LLMASOS_CYCLES) and checks
+   * leaks only: valgrind's own allocator makes resident memory say little. */
+  if (cycles >= 1000)
+    fail_unless (rss_end <= rss_warm + rss_warm / 20 + 1024,
+        "resident memory grew from %zu to %zu KiB", rss_warm, rss_end);
 #endif
   gst_object_unref (p);
   g_mutex_clear (&c.lock);
