@@ -24,6 +24,8 @@ struct _LlmSafetensors
   gchar *name;                  /* for messages */
   GBytes *bytes;                /* keeps the mapping alive */
   guint8 *aligned_copy;         /* data area copy, when it was misaligned */
+  GPtrArray *tensor_copies;     /* copies of tensors whose offset in the
+                                 * area is misaligned for their dtype */
   GArray *tensors;              /* LlmTensor */
   GHashTable *index;            /* name -> index + 1 */
 };
@@ -251,6 +253,25 @@ aligned_area (LlmSafetensors * st, const guint8 * area, gsize area_size)
   return st->aligned_copy;
 }
 
+/* The format does not align tensors within the data area: one whose
+ * offset is not a multiple of its element size (an F16 tensor at an odd
+ * offset) is read from an aligned copy of its own. */
+static void
+align_tensors (LlmSafetensors * st)
+{
+  for (guint i = 0; i < st->tensors->len; i++) {
+    LlmTensor *t = &g_array_index (st->tensors, LlmTensor, i);
+    guint8 *copy;
+
+    if (GPOINTER_TO_SIZE (t->data) % 8 == 0 ||
+        GPOINTER_TO_SIZE (t->data) % llm_dtype_block_bytes (t->dtype) == 0)
+      continue;
+    copy = g_memdup2 (t->data, t->nbytes);
+    g_ptr_array_add (st->tensor_copies, copy);
+    t->data = copy;
+  }
+}
+
 typedef struct
 {
   LlmSafetensors *st;
@@ -294,7 +315,10 @@ parse_header_json (LlmSafetensors * st, const gchar * json, gsize len,
   }
   /* in file order, so tensors keep the order of the header */
   json_object_foreach_member (json_node_get_object (root), parse_member, &ctx);
-  return ctx.ok && check_overlaps (st, error);
+  if (!ctx.ok || !check_overlaps (st, error))
+    return FALSE;
+  align_tensors (st);
+  return TRUE;
 }
 
 static gboolean
@@ -352,6 +376,7 @@ llm_safetensors_open_bytes (GBytes * bytes, const gchar * name, GError ** error)
   st->bytes = g_bytes_ref (bytes);
   st->tensors = g_array_new (FALSE, TRUE, sizeof (LlmTensor));
   st->index = g_hash_table_new (g_str_hash, g_str_equal);
+  st->tensor_copies = g_ptr_array_new_with_free_func (g_free);
   if (!parse (st, error)) {
     llm_safetensors_free (st);
     return NULL;
@@ -388,6 +413,7 @@ llm_safetensors_free (LlmSafetensors * st)
   g_array_unref (st->tensors);
   g_hash_table_unref (st->index);
   g_free (st->aligned_copy);
+  g_ptr_array_unref (st->tensor_copies);
   g_bytes_unref (st->bytes);
   g_free (st->name);
   g_free (st);

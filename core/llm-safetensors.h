@@ -17,7 +17,9 @@ typedef struct _LlmSafetensors LlmSafetensors;
  * ne {1}; empty dimensions and more than 4 are LLM_ERROR_UNSUPPORTED.
  * "__metadata__" is skipped. Tensors keep the header's order. If the data
  * area is not 8-byte aligned (a header length that is not a multiple of
- * 8), it is copied once so that tensor data can be read as floats. */
+ * 8), it is copied once so that tensor data can be read as floats; a
+ * tensor whose offset in it is not a multiple of its element size is
+ * copied alone. */
 LlmSafetensors *llm_safetensors_open (const gchar * path, GError ** error);
 LlmSafetensors *llm_safetensors_open_bytes (GBytes * bytes,
     const gchar * name, GError ** error);
