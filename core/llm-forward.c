@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "llm-attention.h"
+#include "llm-backend.h"
 #include "llm-cpu-ops.h"
 #include "llm-error.h"
 
@@ -42,6 +43,9 @@
 
 struct _LlmKvCache
 {
+  const LlmBackend *backend;    /* NULL: the CPU, the fields below */
+  gpointer impl;                /* the backend's cache */
+  gint index;                   /* device number */
   guint n_layers;               /* layers of the model it was made for */
   guint kv_dim;                 /* n_kv_heads * head_dim floats per position */
   guint n_ctx;                  /* positions it can hold */
@@ -52,6 +56,10 @@ struct _LlmKvCache
 
 struct _LlmCompute
 {
+  const LlmBackend *backend;    /* NULL: the CPU */
+  gpointer impl;                /* the backend's compute */
+  gpointer weights;             /* the backend's weights, not owned */
+  gint index;                   /* device number */
   const LlmModelFile *mf;       /* weights, not owned */
   LlmHParams hp;                /* copy of mf->hp */
   guint n_threads;              /* threads for matrix products */
@@ -111,6 +119,8 @@ llm_kv_cache_free (LlmKvCache * kv)
 {
   if (kv == NULL)
     return;
+  if (kv->backend)
+    kv->backend->kv_free (kv->impl);
   g_free (kv->k);
   g_free (kv->v);
   g_free (kv);
@@ -127,13 +137,15 @@ guint
 llm_kv_cache_len (const LlmKvCache * kv)
 {
   g_return_val_if_fail (kv != NULL, 0);
-  return kv->len;
+  return kv->backend ? kv->backend->kv_len (kv->impl) : kv->len;
 }
 
 void
 llm_kv_cache_truncate (LlmKvCache * kv, guint len)
 {
   g_return_if_fail (kv != NULL);
+  if (kv->backend)
+    kv->backend->kv_truncate (kv->impl, len);
   kv->len = MIN (kv->len, len);
 }
 
@@ -171,11 +183,73 @@ llm_compute_new (const LlmModelFile * mf, guint n_threads)
   return c;
 }
 
+LlmCompute *
+llm_compute_new_on (const LlmModelFile * mf, const LlmBackend * backend,
+    gint index, gpointer weights, GError ** error)
+{
+  LlmCompute *c;
+
+  g_return_val_if_fail (mf != NULL, NULL);
+  if (backend == NULL)
+    return llm_compute_new (mf, 0);
+  c = g_new0 (LlmCompute, 1);
+  c->backend = backend;
+  c->index = index;
+  c->weights = weights;
+  c->mf = mf;
+  c->hp = mf->hp;
+  c->kv_dim = mf->hp.n_kv_heads * mf->hp.head_dim;
+  c->impl = backend->compute_new (weights, error);
+  if (c->impl == NULL) {
+    g_free (c);
+    return NULL;
+  }
+  return c;
+}
+
+const LlmBackend *
+llm_kv_cache_device (const LlmKvCache * kv, gint * index)
+{
+  if (index)
+    *index = kv->index;
+  return kv->backend;
+}
+
+const gchar *
+llm_compute_device_name (const LlmCompute * c)
+{
+  return c->backend ? c->backend->name : "cpu";
+}
+
+LlmKvCache *
+llm_compute_kv_cache_new (LlmCompute * c, guint n_ctx, GError ** error)
+{
+  LlmKvCache *kv;
+
+  g_return_val_if_fail (c != NULL && n_ctx > 0, NULL);
+  if (c->backend == NULL)
+    return llm_kv_cache_new (&c->hp, n_ctx, error);
+  kv = g_new0 (LlmKvCache, 1);
+  kv->backend = c->backend;
+  kv->index = c->index;
+  kv->n_layers = c->hp.n_layers;
+  kv->kv_dim = c->kv_dim;
+  kv->n_ctx = n_ctx;
+  kv->impl = c->backend->kv_new (c->weights, n_ctx, error);
+  if (kv->impl == NULL) {
+    g_free (kv);
+    return NULL;
+  }
+  return kv;
+}
+
 void
 llm_compute_free (LlmCompute * c)
 {
   if (c == NULL)
     return;
+  if (c->backend)
+    c->backend->compute_free (c->impl);
   g_free (c->x);
   g_free (c->xb);
   g_free (c->q);
@@ -388,8 +462,18 @@ llm_compute_forward (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens,
   g_return_val_if_fail (c != NULL, FALSE);
   g_return_val_if_fail (kv != NULL, FALSE);
   g_return_val_if_fail (tokens != NULL && n > 0, FALSE);
-  g_return_val_if_fail (hidden_out != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  if (kv->backend != c->backend) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_MISMATCH,
+        "the sequence's KV cache is on the %s but this element computes "
+        "on the %s: give llmencoder and llmdecoder the same device",
+        kv->backend ? kv->backend->name : "cpu", llm_compute_device_name (c));
+    return FALSE;
+  }
+  if (c->backend)
+    return c->backend->forward (c->impl, kv->impl, tokens, n, hidden_out,
+        error);
+  g_return_val_if_fail (hidden_out != NULL, FALSE);
   hp = &c->hp;
   g_return_val_if_fail (kv->n_layers == hp->n_layers && kv->kv_dim == c->kv_dim,
       FALSE);
@@ -426,5 +510,30 @@ void
 llm_compute_logits (LlmCompute * c, const float *hidden, float *logits_out)
 {
   g_return_if_fail (c != NULL);
+  if (c->backend) {
+    GError *err = NULL;
+
+    if (!c->backend->logits (c->impl, hidden, logits_out, &err)) {
+      g_warning ("%s", err->message);
+      g_error_free (err);
+    }
+    return;
+  }
   llm_matvec (logits_out, c->mf->w.output, hidden, c->n_threads);
+}
+
+gboolean
+llm_compute_logits_full (LlmCompute * c, const float *hidden,
+    float *logits_out, gpointer logits_device, GError ** error)
+{
+  g_return_val_if_fail (c != NULL, FALSE);
+  if (c->backend == NULL) {
+    g_return_val_if_fail (hidden != NULL && logits_out != NULL, FALSE);
+    llm_matvec (logits_out, c->mf->w.output, hidden, c->n_threads);
+    return TRUE;
+  }
+  if (logits_device != NULL)
+    return c->backend->logits_to_device (c->impl, hidden, logits_device,
+        error);
+  return c->backend->logits (c->impl, hidden, logits_out, error);
 }

@@ -7,6 +7,9 @@
 
 G_BEGIN_DECLS
 
+/* A device other than the CPU (core/llm-backend.h). */
+typedef struct _LlmBackend LlmBackend;
+
 /* The key/value cache of one sequence (F32). */
 typedef struct _LlmKvCache LlmKvCache;
 
@@ -40,5 +43,26 @@ gboolean llm_compute_forward (LlmCompute * c, LlmKvCache * kv,
 /* Output head: logits (n_vocab floats) from a final hidden state. */
 void llm_compute_logits (LlmCompute * c, const float *hidden,
     float *logits_out);
+
+/* --- other devices (core/llm-backend.h) --- */
+
+/* A compute on @backend (NULL: the CPU, as llm_compute_new (mf, 0)) over
+ * @weights, the backend's copy of @mf's weights (llm_model_get_weights). */
+LlmCompute *llm_compute_new_on (const LlmModelFile * mf,
+    const LlmBackend * backend, gint index, gpointer weights,
+    GError ** error);
+/* The device of a KV cache: its backend (NULL: the CPU) and index. */
+const LlmBackend *llm_kv_cache_device (const LlmKvCache * kv, gint * index);
+/* "cpu" or the backend's name. */
+const gchar *llm_compute_device_name (const LlmCompute * c);
+/* A KV cache on @c's device. A cache is used only with computes of the
+ * same device (LLM_ERROR_MISMATCH otherwise). */
+LlmKvCache *llm_compute_kv_cache_new (LlmCompute * c, guint n_ctx,
+    GError ** error);
+/* Logits of @hidden (host; NULL on a device: the last forward's) into
+ * @logits_out (host) or, on a device, into @logits_device (device memory
+ * from the backend's alloc) when that is not NULL. */
+gboolean llm_compute_logits_full (LlmCompute * c, const float *hidden,
+    float *logits_out, gpointer logits_device, GError ** error);
 
 G_END_DECLS

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "llm-model.h"
+#include "llm-backend.h"
 #include "llm-error.h"
 
 #include <gio/gio.h>
@@ -18,7 +19,25 @@ struct _LlmModel
   GHashTable *sequences;        /* guint64* id -> LlmSequence* */
   guint64 next_id;
   gint32 end_of_turn[4];        /* chat end-of-turn tokens, -1 if none */
+  GMutex weights_lock;          /* held while weights are copied */
+  GPtrArray *device_weights;    /* DeviceWeights: copies on other devices */
 };
+
+/* The model's weights as one backend holds them on one device. */
+typedef struct {
+  const LlmBackend *backend;
+  gint index;
+  gpointer weights;
+} DeviceWeights;
+
+static void
+device_weights_free (gpointer data)
+{
+  DeviceWeights *dw = data;
+
+  dw->backend->weights_free (dw->weights);
+  g_free (dw);
+}
 
 G_DEFINE_FINAL_TYPE (LlmModel, llm_model, G_TYPE_OBJECT)
 
@@ -54,7 +73,10 @@ llm_model_finalize (GObject * object)
 {
   LlmModel *self = LLM_MODEL (object);
 
+  /* caches first: they live in the devices' memory too */
   g_hash_table_destroy (self->sequences);
+  g_clear_pointer (&self->device_weights, g_ptr_array_unref);
+  g_mutex_clear (&self->weights_lock);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->released);
   llm_model_file_free (self->file);
@@ -88,6 +110,7 @@ static void
 llm_model_init (LlmModel * self)
 {
   g_mutex_init (&self->lock);
+  g_mutex_init (&self->weights_lock);
   g_cond_init (&self->released);
   self->sequences = g_hash_table_new_full (g_int64_hash, g_int64_equal,
       NULL, sequence_free);
@@ -406,4 +429,38 @@ llm_model_find_from_pad (GstElement * element, GstPad * pad)
     }
   }
   return model;
+}
+
+gpointer
+llm_model_get_weights (LlmModel * model, const LlmBackend * backend,
+    gint index, LlmProgressFunc progress, gpointer user_data,
+    GError ** error)
+{
+  DeviceWeights *dw;
+  gpointer w = NULL;
+
+  g_return_val_if_fail (LLM_IS_MODEL (model), NULL);
+  g_return_val_if_fail (backend != NULL, NULL);
+
+  g_mutex_lock (&model->weights_lock);
+  if (model->device_weights == NULL)
+    model->device_weights = g_ptr_array_new_with_free_func
+        (device_weights_free);
+  for (guint i = 0; i < model->device_weights->len; i++) {
+    dw = g_ptr_array_index (model->device_weights, i);
+    if (dw->backend == backend && dw->index == index)
+      w = dw->weights;
+  }
+  if (w == NULL) {
+    w = backend->weights_new (model->file, index, progress, user_data, error);
+    if (w != NULL) {
+      dw = g_new0 (DeviceWeights, 1);
+      dw->backend = backend;
+      dw->index = index;
+      dw->weights = w;
+      g_ptr_array_add (model->device_weights, dw);
+    }
+  }
+  g_mutex_unlock (&model->weights_lock);
+  return w;
 }

@@ -75,6 +75,14 @@ gboolean llm_model_wait_released (LlmModel * model, guint64 id,
 gboolean llm_model_remove_sequence (LlmModel * model, guint64 id);
 guint llm_model_n_sequences (LlmModel * model);
 
+/* The model's weights on device @index of @backend (core/llm-backend.h),
+ * copied there on first use (@progress called meanwhile) and kept, shared
+ * by every element, until the model goes. NULL with @error (the device is
+ * full, the architecture or a dtype is not supported there). */
+gpointer llm_model_get_weights (LlmModel * model,
+    const LlmBackend * backend, gint index, LlmProgressFunc progress,
+    gpointer user_data, GError ** error);
+
 /* GstContext helpers. */
 GstContext *llm_model_context_new (LlmModel * model);
 /* (transfer full) or NULL. */

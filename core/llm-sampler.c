@@ -42,17 +42,22 @@
  *    vocabulary is never sorted: a quickselect on cumulative weight finds
  *    the same set in expected O(n) (its sums are added in another order,
  *    so a prefix whose sum is within rounding of @top_p may differ by its
- *    last token from the walk over a sorted array).
+ *    last token from the walk over a sorted array). The nucleus is then
+ *    put back in id order (an O(n) in-place permutation), so that the
+ *    draw below does not depend on the quickselect's arbitrary order and
+ *    another implementation (kernels/sample_logits.cu) can reproduce it.
  * 8. Min-p (if @min_p > 0). Keep the candidates with p_i >= @min_p * p_max,
  *    i.e. w_i >= @min_p, where p_max is the probability of the best
  *    candidate still kept (top-p never removes it). The ratio does not
  *    depend on renormalisation, so p_max before or after top-p is the same.
  *    @min_p is clamped to 1 so that the best candidate is always kept.
  * 9. Draw. The kept weights are renormalised to sum 1 and one uniform
- *    u in [0, 1) from g_rand_double() picks the first candidate, in the
- *    current candidate order, where the running sum of probabilities
- *    exceeds u. Exactly one random number is used per sampled token, none
- *    for greedy.
+ *    u in [0, 1) from g_rand_double() (the "coin") picks the first
+ *    candidate, in the current candidate order, where the running sum of
+ *    probabilities exceeds u. That order is best first when top-k is on,
+ *    id order otherwise. Exactly one random number is used per sampled
+ *    token when @temperature > 0 (also for a row of -inf, which gives id
+ *    0), none for greedy.
  *
  * The chosen id is appended to the history. All buffers are allocated by
  * llm_sampler_new(); llm_sampler_sample() allocates nothing.
@@ -412,6 +417,29 @@ select_nucleus (LlmCandidate * c, guint n, gdouble target)
   return hi;
 }
 
+/* After select_nucleus(): the nucleus c[0..len) is exactly the
+ * candidates at least as good as its worst member (it is a prefix of the
+ * candidate order), so sorting all n back into id order in place (each
+ * c[i] belongs at index c[i].id) and keeping those candidates gives the
+ * nucleus in id order. O(n). */
+static guint
+nucleus_in_id_order (LlmCandidate * c, guint n, guint len)
+{
+  LlmCandidate worst = c[0];
+  guint i, kept = 0;
+
+  for (i = 1; i < len; i++)
+    if (better (&worst, &c[i]))
+      worst = c[i];
+  for (i = 0; i < n; i++)
+    while ((guint) c[i].id != i)
+      swap (&c[i], &c[c[i].id]);
+  for (i = 0; i < n; i++)
+    if (!better (&worst, &c[i]))
+      c[kept++] = c[i];
+  return kept;
+}
+
 /* Step 7: the cumulative weight is compared with top_p * sum (w) rather
  * than dividing each weight. Returns how many candidates top-p keeps, now
  * in c[0..keep). */
@@ -421,7 +449,9 @@ top_p_cut (LlmCandidate * c, guint n, gboolean sorted, gdouble top_p,
 {
   gdouble target = top_p * sum;
 
-  return sorted ? walk_nucleus (c, n, target) : select_nucleus (c, n, target);
+  if (sorted)
+    return walk_nucleus (c, n, target);
+  return nucleus_in_id_order (c, n, select_nucleus (c, n, target));
 }
 
 /* Step 8: keeps, in order, the candidates with w_i >= min_p (w of the best
@@ -437,16 +467,17 @@ min_p_filter (LlmCandidate * c, guint n, gdouble min_p)
   return kept;
 }
 
-/* Step 9: one uniform draw over the renormalised weights of c[0..n). */
+/* Step 9: one uniform draw, @coin, over the renormalised weights of
+ * c[0..n). */
 static gint32
-draw (GRand * rand, const LlmCandidate * c, guint n)
+draw (gdouble coin, const LlmCandidate * c, guint n)
 {
   gdouble sum = 0.0, u, acc = 0.0;
   guint i, last = 0;
 
   for (i = 0; i < n; i++)
     sum += c[i].w;
-  u = g_rand_double (rand) * sum;
+  u = coin * sum;
   for (i = 0; i < n; i++) {
     if (c[i].w <= 0.0)
       continue;
@@ -462,7 +493,7 @@ draw (GRand * rand, const LlmCandidate * c, guint n)
 /* Steps 4 to 9 on the penalised candidates; @l_max is their largest
  * logit, finite or G_MAXFLOAT. */
 static gint32
-sample_distribution (LlmSampler * s, gfloat l_max)
+sample_distribution (LlmSampler * s, gfloat l_max, gdouble coin)
 {
   const LlmSamplerParams *p = &s->p;
   LlmCandidate *c = s->cand;
@@ -480,7 +511,7 @@ sample_distribution (LlmSampler * s, gfloat l_max)
     n = top_p_cut (c, n, sorted, p->top_p, sum);
   if (p->min_p > 0.0)
     n = min_p_filter (c, n, p->min_p);
-  return draw (s->rand, c, n);
+  return draw (coin, c, n);
 }
 
 /**
@@ -496,6 +527,61 @@ sample_distribution (LlmSampler * s, gfloat l_max)
 gint32
 llm_sampler_sample (LlmSampler * s, const float *logits)
 {
+  g_return_val_if_fail (s != NULL, -1);
+  g_return_val_if_fail (logits != NULL, -1);
+
+  return llm_sampler_sample_with_coin (s, logits,
+      llm_sampler_needs_coin (s) ? llm_sampler_draw_coin (s) : 0.0);
+}
+
+/**
+ * llm_sampler_needs_coin:
+ * @s: a sampler
+ *
+ * Returns: TRUE if each sample consumes one coin (temperature > 0),
+ * FALSE for greedy
+ */
+gboolean
+llm_sampler_needs_coin (const LlmSampler * s)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  return s->p.temperature > 0.0;
+}
+
+/**
+ * llm_sampler_draw_coin:
+ * @s: a sampler
+ *
+ * Draws the uniform the next llm_sampler_sample() would use, from this
+ * sequence's random state, so that a sampler on another device can make
+ * the same choice.
+ *
+ * Returns: a double in [0, 1)
+ */
+gdouble
+llm_sampler_draw_coin (LlmSampler * s)
+{
+  g_return_val_if_fail (s != NULL, 0.0);
+
+  return g_rand_double (s->rand);
+}
+
+/**
+ * llm_sampler_sample_with_coin:
+ * @s: a sampler
+ * @logits: (array): n_vocab logits, not modified
+ * @coin: the uniform in [0, 1) of step 9 (ignored when greedy)
+ *
+ * llm_sampler_sample() with the random number given; the random state is
+ * not touched. The chosen id is appended to the history.
+ *
+ * Returns: the chosen id, in [0, n_vocab)
+ */
+gint32
+llm_sampler_sample_with_coin (LlmSampler * s, const float *logits,
+    gdouble coin)
+{
   guint best;
   gint32 id;
 
@@ -509,8 +595,37 @@ llm_sampler_sample (LlmSampler * s, const float *logits)
   if (s->p.temperature <= 0.0 || s->cand[best].logit == -INFINITY)
     id = s->cand[best].id;
   else
-    id = sample_distribution (s, s->cand[best].logit);
+    id = sample_distribution (s, s->cand[best].logit, coin);
 
   history_push (s, id);
   return id;
+}
+
+/**
+ * llm_sampler_get_params:
+ * @s: a sampler
+ * @p: (out caller-allocates): its parameters, min_p clamped to [0, 1]
+ */
+void
+llm_sampler_get_params (const LlmSampler * s, LlmSamplerParams * p)
+{
+  g_return_if_fail (s != NULL && p != NULL);
+
+  *p = s->p;
+}
+
+/**
+ * llm_sampler_note:
+ * @s: a sampler
+ * @id: a token chosen elsewhere for this sequence
+ *
+ * Appends @id to the history, as llm_sampler_sample() does with its own
+ * choice.
+ */
+void
+llm_sampler_note (LlmSampler * s, gint32 id)
+{
+  g_return_if_fail (s != NULL);
+
+  history_push (s, id);
 }

@@ -33,4 +33,20 @@ gint32 llm_sampler_sample (LlmSampler * s, const float *logits);
 /* Adds ids to the history without sampling (the prompt). */
 void llm_sampler_accept (LlmSampler * s, const gint32 * ids, guint n);
 
+/* The draw split from the rest, so that another device can sample with
+ * the same random numbers: llm_sampler_sample() is
+ * llm_sampler_sample_with_coin (s, logits, needs_coin ? draw_coin : 0).
+ * A coin is consumed for every token when temperature > 0, none when
+ * greedy. */
+gboolean llm_sampler_needs_coin (const LlmSampler * s);
+/* The uniform in [0, 1) the next sample would use; advances the state. */
+gdouble llm_sampler_draw_coin (LlmSampler * s);
+/* Steps 1 to 9 with @coin as the uniform; appends the id to history. */
+gint32 llm_sampler_sample_with_coin (LlmSampler * s, const float *logits,
+    gdouble coin);
+/* The parameters in use (min_p clamped to [0, 1]). */
+void llm_sampler_get_params (const LlmSampler * s, LlmSamplerParams * p);
+/* Appends @id, chosen elsewhere (on a GPU), to the history. */
+void llm_sampler_note (LlmSampler * s, gint32 id);
+
 G_END_DECLS

@@ -38,6 +38,12 @@ llm_cuda_raw_stream (LlmCudaStream * s)
 void llm_cuda_use_device (void);
 /* Multiprocessors of the open device (for grid sizes). */
 int llm_cuda_n_sm (void);
+/* llm-cuda-context.cu: makes an adopted context current on this thread
+ * and returns true if there is one; resets *@thread_device whenever the
+ * context changed since this thread last looked. */
+bool llm_cuda_use_adopted_context (int *thread_device);
+/* Back to the primary context (llm_cuda_device_open does this). */
+void llm_cuda_drop_adopted_context (void);
 
 /* Sum and max over a warp, every lane gets the result. */
 static __device__ __forceinline__ float
@@ -89,3 +95,12 @@ div_up (size_t a, size_t b)
 {
   return (unsigned int) ((a + b - 1) / b);
 }
+
+/* attention_prefill_mma.cu: the mma.sync flash-attention kernel of
+ * llm_cuda_attention_prefill() for an F16 cache; false (nothing launched)
+ * when it does not take this head_dim or these pointers/strides. */
+bool llm_cuda_attention_prefill_mma (float *out, const float *q,
+    size_t q_stride, const void *k, const void *v, unsigned int pos0,
+    unsigned int n_tokens, unsigned int group, unsigned int n_kv_heads,
+    unsigned int head_dim, size_t kv_stride, float scale,
+    unsigned int window, cudaStream_t s);

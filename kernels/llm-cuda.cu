@@ -23,6 +23,10 @@ llm_cuda_use_device (void)
 {
   int dev = g_atomic_int_get (&process_device);
 
+  /* A context adopted from GStreamer (llm-cuda-context.cu) replaces the
+   * device's primary context on every thread. */
+  if (llm_cuda_use_adopted_context (&thread_device))
+    return;
   if (dev >= 0 && dev != thread_device) {
     if (cudaSetDevice (dev) == cudaSuccess)
       thread_device = dev;
@@ -94,6 +98,7 @@ llm_cuda_device_open (int index, LlmCudaDeviceInfo * info, GError ** error)
         prop.minor);
     return FALSE;
   }
+  llm_cuda_drop_adopted_context ();
   if ((e = cudaSetDevice (index)) != cudaSuccess
       || (e = cudaMemGetInfo (&free_b, &total_b)) != cudaSuccess) {
     cudaGetLastError ();

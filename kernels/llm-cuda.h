@@ -56,6 +56,32 @@ gboolean llm_cuda_device_open (int index, LlmCudaDeviceInfo * info,
 gboolean llm_cuda_mem_info (size_t * free_bytes, size_t * total_bytes,
     GError ** error);
 
+/* --- contexts (GStreamer's gst.cuda.context, docs/cuda.md) ---
+ * CUcontext values travel as plain pointers. By default every function
+ * here runs in the primary context of the open device, the CUDA
+ * runtime's own. */
+
+/* Device @index's primary context, retained (initialised if need be):
+ * what we offer GStreamer's CUDA elements, so that they run in our
+ * context. Release with llm_cuda_primary_context_release (@index). */
+void *llm_cuda_primary_context_retain (int index, GError ** error);
+void llm_cuda_primary_context_release (int index);
+
+/* Makes @cu_context (another library's CUcontext, e.g. the handle of a
+ * GstCudaContext a neighbour offered) the context of every function here,
+ * on every thread, instead of the primary context; opens its device as
+ * llm_cuda_device_open() does. Device memory, streams and cuBLAS handles
+ * belong to the context they were made in: adopt before making any.
+ * NULL, or llm_cuda_device_open(), goes back to the primary context.
+ * LLM_ERROR_UNSUPPORTED if the context cannot be made current or its
+ * device is not one the kernels run on. The caller keeps @cu_context
+ * alive while it is adopted. */
+gboolean llm_cuda_device_adopt_context (void *cu_context, GError ** error);
+
+/* The context the calling thread's next call here runs in (NULL when
+ * there is no driver). */
+void *llm_cuda_current_context (void);
+
 /* --- streams --- */
 
 /* A CUDA stream (non-blocking with respect to the legacy default stream)
@@ -160,6 +186,54 @@ void llm_cuda_matvec_q4_0 (float *out, const void *weight, const float *x,
 void llm_cuda_matvec (float *out, const void *weight, LlmDType dtype,
     const float *x, guint rows, guint cols, LlmCudaStream * stream);
 
+/* --- packed weight matrices ---
+ * Weights are uploaded once, so the device keeps them in the layout its
+ * matvec reads fastest. F32, F16 and BF16 keep the plain one; Q8_0 and
+ * Q4_0 put every quant of the matrix first (rows 16-byte aligned) and the
+ * blocks' half scales after them (kernels/matvec-packed.cuh). Upload the
+ * GGUF bytes, llm_cuda_matrix_pack() them into memory of
+ * llm_cuda_matrix_bytes(), free the upload. @cols a multiple of 32 for
+ * Q8_0 and Q4_0; any @rows.
+ *
+ * The Q8_0 and Q4_0 matvecs round x to Q8_0 (per 32 values, as
+ * llm_quantize_row does) and take integer dot products, as llama.cpp's
+ * GPU matvecs do: on random data 4e-3 relative L2 from the product with
+ * the exact x, the size of Q8_0's own rounding of weights. F32, F16 and
+ * BF16 use x as it is. */
+
+/* Bytes of the packed layout; 0 for a dtype without one or @cols not a
+ * multiple of its block. */
+size_t llm_cuda_matrix_bytes (LlmDType dtype, guint rows, guint cols);
+/* TRUE when @dtype's packed layout is its GGUF one (packing is a copy, so
+ * the caller may use the upload as it is). */
+gboolean llm_cuda_matrix_layout_is_gguf (LlmDType dtype);
+/* @dst (llm_cuda_matrix_bytes()) = @gguf_src (rows of GGUF blocks), both
+ * device memory, @dst != @gguf_src; queued on @stream. Errors: dtype
+ * without a packed layout (LLM_ERROR_UNSUPPORTED), @cols not whole
+ * blocks, NULL or equal pointers (LLM_ERROR_INPUT), a failed launch. */
+gboolean llm_cuda_matrix_pack (void *dst, const void *gguf_src,
+    LlmDType dtype, guint rows, guint cols, LlmCudaStream * stream,
+    GError ** error);
+
+/* out[r] = dot(row r of @packed, x), r < @rows. */
+void llm_cuda_matvec_packed (float *out, const void *packed, LlmDType dtype,
+    const float *x, guint rows, guint cols, LlmCudaStream * stream);
+/* out[r] += dot(row r of @packed, x): the residual add fused (wo,
+ * w_down). */
+void llm_cuda_matvec_packed_add (float *out, const void *packed,
+    LlmDType dtype, const float *x, guint rows, guint cols,
+    LlmCudaStream * stream);
+/* Batched decode (continuous batching, small prefill): out[t * rows + r]
+ * = dot(row r, x + t * cols) for t < @n_x (1 .. 8), the weights read
+ * once for all the vectors. */
+void llm_cuda_matvec_packed_multi (float *out, const void *packed,
+    LlmDType dtype, const float *x, guint n_x, guint rows, guint cols,
+    LlmCudaStream * stream);
+/* For prefill through cuBLAS: @dst (rows * cols halves) = @packed as F16,
+ * each weight the F16 rounding of what llm_dequantize_row() gives. */
+void llm_cuda_matrix_dequantize_f16 (guint16 * dst, const void *packed,
+    LlmDType dtype, guint rows, guint cols, LlmCudaStream * stream);
+
 /* Attention of one query position over @n_pos cached positions (0 ..
  * n_pos - 1, the query's own included), grouped-query: query head h uses
  * KV head h / (n_heads / n_kv_heads); scale 1/sqrt(head_dim).
@@ -177,10 +251,57 @@ void llm_cuda_attention_decode (float *out, const float *q, const void *k,
 size_t llm_cuda_attention_decode_scratch_bytes (guint n_heads,
     guint head_dim);
 
+/* llm_cuda_attention_decode() for a step captured once as a CUDA graph:
+ * the position count, the query's position + 1, is read from device memory
+ * (@n_pos_device, one gint32) when the kernel runs. The grid is sized for a
+ * cache of @max_pos positions; a count above @max_pos is clamped to it and
+ * one of 0 or less gives zeros. @scale multiplies q . k (1/sqrt(head_dim)
+ * for Llama, 1/sqrt(query_pre_attn_scalar) for Gemma); @window, if not 0,
+ * limits the query at position p to p - window + 1 .. p (sliding window).
+ * @scratch: llm_cuda_attention_decode_at_scratch_bytes() of device memory.
+ * Chunks past the count exit at once, so a short context costs little. */
+void llm_cuda_attention_decode_at (float *out, const float *q, const void *k,
+    const void *v, LlmDType kv_dtype, const gint32 * n_pos_device,
+    guint max_pos, guint n_heads, guint n_kv_heads, guint head_dim,
+    size_t kv_stride, float scale, guint window, float *scratch,
+    LlmCudaStream * stream);
+size_t llm_cuda_attention_decode_at_scratch_bytes (guint n_heads,
+    guint head_dim, guint max_pos);
+
+/* Causal attention of @n_tokens queries at positions @pos0 .. pos0 +
+ * n_tokens - 1 (prompt prefill) over a cache that already holds positions
+ * 0 .. pos0 + n_tokens - 1: query t sees positions 0 .. pos0 + t (within
+ * @window if not 0, as in llm_cuda_attention_decode_at()), grouped-query.
+ * @q: [n_tokens] rows @q_stride floats apart, [n_heads * head_dim] each;
+ * @out: [n_tokens][n_heads * head_dim]; @k, @v as in
+ * llm_cuda_attention_decode(). @head_dim at most 256. Fused (flash
+ * attention): tensor cores for an F16 cache with head_dim 64, 128 or 256,
+ * an F32 tiled kernel otherwise. */
+void llm_cuda_attention_prefill (float *out, const float *q, size_t q_stride,
+    const void *k, const void *v, LlmDType kv_dtype, guint pos0,
+    guint n_tokens, guint n_heads, guint n_kv_heads, guint head_dim,
+    size_t kv_stride, float scale, guint window, LlmCudaStream * stream);
+
 /* For each of @n_rows rows of @n floats: out_index[row] = the index of the
  * largest value, the lowest on ties; NaNs are skipped (0 if all are). */
 void llm_cuda_argmax (gint32 * out_index, const float *x, guint n,
     guint n_rows, LlmCudaStream * stream);
+
+/* Samples one token from each of @n_rows rows of @n_vocab F32 logits into
+ * @ids_out_device, as llm_sampler_sample_with_coin() does on the CPU with
+ * the same parameters (no repetition penalty: apply it to the logits
+ * first) and @coins_device[row] as the uniform in [0, 1) (drawn on the
+ * host with llm_sampler_draw_coin(); may be NULL when @temperature <= 0,
+ * greedy). @top_k 0 or >= n_vocab, @top_p >= 1 and @min_p <= 0 are off.
+ * Same choice as the CPU except when the coin lies within rounding of a
+ * cumulative weight (kernels/sample_logits.cu). @scratch:
+ * llm_cuda_sample_scratch_bytes() of device memory. One cooperative
+ * launch per group of rows; @n_vocab up to 1M or so on an H100. */
+void llm_cuda_sample (gint32 * ids_out_device, const float *logits,
+    guint n_vocab, guint n_rows, float temperature, guint top_k, float top_p,
+    float min_p, const double *coins_device, void *scratch,
+    LlmCudaStream * stream);
+size_t llm_cuda_sample_scratch_bytes (guint n_vocab, guint n_rows);
 
 /* dst[i] = @src[i] rounded to nearest even, @dst_dtype F16 or BF16 (for
  * llm_cuda_matmul_half's activations, and F16 KV caches). */
@@ -194,5 +315,53 @@ void llm_cuda_convert_f32 (void *dst, LlmDType dst_dtype, const float *src,
 gboolean llm_cuda_matmul_half (float *out, const void *weight,
     const void *x, LlmDType dtype, guint rows, guint cols, guint n_tokens,
     LlmCudaStream * stream, GError ** error);
+
+/* Fills @dst with @n_elements normal random values (@mean, @std) stored as
+ * @dtype: F32, F16, BF16, or whole Q8_0 / Q4_0 blocks (@n_elements a
+ * multiple of 32) quantized as llm_quantize_row() does. Element i depends
+ * only on (@seed, i): the same seed gives the same bytes
+ * (kernels/fill_random.cu; benchmark weights). */
+void llm_cuda_fill_normal (void *dst, LlmDType dtype, guint64 n_elements,
+    float mean, float std, guint64 seed, LlmCudaStream * stream);
+
+/* --- the decode step (kernels the forward pass adds to the above) --- */
+
+/* Like llm_cuda_rope_apply, the first row's position read from device
+ * memory (one gint32) when the kernel runs: a captured graph replays it at
+ * each step's position. */
+void llm_cuda_rope_apply_at (float *x, guint n_tokens, size_t row_stride,
+    guint n_heads, guint head_dim, const gint32 * pos0_device, float theta,
+    gboolean interleaved, LlmCudaStream * stream);
+
+/* For @n_rows rows of 2 @ffn floats (gate, then up): out[t][i] =
+ * silu(gate_up[t][i]) * gate_up[t][ffn + i], rows of @ffn. */
+void llm_cuda_swiglu_rows (float *out, const float *gate_up, guint n_rows,
+    guint ffn, LlmCudaStream * stream);
+
+/* x[i] += y[i] (the residual connections). */
+void llm_cuda_vector_add (float *x, const float *y, size_t n,
+    LlmCudaStream * stream);
+
+/* Appends @n_tokens rows of keys @k and values @v (F32, @src_stride floats
+ * apart, @kv_dim used) to one layer's cache (@kv_dtype F32 or F16, rows of
+ * @kv_dim) at positions pos0 .. pos0 + n_tokens - 1; pos0 is read from
+ * @pos0_device when that is not NULL. */
+void llm_cuda_kv_store (void *k_cache, void *v_cache, LlmDType kv_dtype,
+    const float *k, const float *v, size_t src_stride, guint n_tokens,
+    guint kv_dim, guint pos0, const gint32 * pos0_device,
+    LlmCudaStream * stream);
+
+/* --- CUDA graphs --- */
+
+/* Work queued on @stream between begin and end is recorded, not run; end
+ * returns it ready to launch (LLM_ERROR_IO naming the CUDA error if
+ * something in it cannot be captured). */
+typedef struct _LlmCudaGraph LlmCudaGraph;
+
+gboolean llm_cuda_graph_begin (LlmCudaStream * stream, GError ** error);
+LlmCudaGraph *llm_cuda_graph_end (LlmCudaStream * stream, GError ** error);
+gboolean llm_cuda_graph_launch (LlmCudaGraph * graph, LlmCudaStream * stream,
+    GError ** error);
+void llm_cuda_graph_free (LlmCudaGraph * graph);
 
 G_END_DECLS

@@ -6,7 +6,12 @@
  * (bytes read + written) on the same GPU. Every timed launch reads a
  * different copy of the weights (at least 1 GiB of copies in all), so the
  * figures are for DRAM, not the 50 MB L2 — as in a real forward pass,
- * where each matrix is read once per token.
+ * where each matrix is read once per token. Sampling (llm_cuda_sample,
+ * and llm_cuda_argmax for comparison) is timed on one row of 128256
+ * logits, batch 1 (L2-resident): the "us" column is what matters there.
+ * The packed layout (llm_cuda_matrix_pack, matvec_packed_*) is timed at
+ * every Llama-3-8B matvec shape (4096x4096, 1024x4096, 14336x4096,
+ * 4096x14336, 128256x4096), and with 4 and 8 vectors at once.
  *
  *   llmasos-bench-cuda [-r REPEATS] [--json FILE] [--only NAME-PART]
  *
@@ -20,6 +25,7 @@
 #include "llm-dtype.h"
 
 #define ROTATE_BYTES ((gsize) 1 << 30)
+#define ATT_SCALE_128 0.08838834764831845f      /* 1/sqrt(128) */
 
 static gint repeats = 200;
 static gchar *only;             /* run only the kernels whose name has this */
@@ -93,6 +99,7 @@ typedef struct {
   float *x, *out;
   void *xh;                     /* x as F16 (cuBLAS) */
   gboolean cublas;
+  guint packed;                 /* 0: GGUF layout; else packed, this many x */
 } MatvecJob;
 
 static void
@@ -105,6 +112,12 @@ matvec_launch (gpointer data, guint i, LlmCudaStream * s)
     if (!llm_cuda_matmul_half (j->out, j->w[i % j->n_copies], j->xh,
             j->dtype, j->rows, j->cols, 1, s, &error))
       die (error, "cuBLAS");
+  } else if (j->packed == 1) {
+    llm_cuda_matvec_packed (j->out, j->w[i % j->n_copies], j->dtype, j->x,
+        j->rows, j->cols, s);
+  } else if (j->packed > 1) {
+    llm_cuda_matvec_packed_multi (j->out, j->w[i % j->n_copies], j->dtype,
+        j->x, j->packed, j->rows, j->cols, s);
   } else {
     llm_cuda_matvec (j->out, j->w[i % j->n_copies], j->dtype, j->x, j->rows,
         j->cols, s);
@@ -125,21 +138,31 @@ report (const gchar * what, const gchar * shape, double bytes, double sec,
       bytes / 1e6, us, gbs, gbs / copy_gbs);
 }
 
+/* @packed: 0 for the GGUF-layout llm_cuda_matvec (or cuBLAS), else
+ * llm_cuda_matrix_pack'ed weights and llm_cuda_matvec_packed (1) or
+ * _packed_multi with that many vectors. */
 static void
 bench_matvec (LlmDType dtype, guint rows, guint cols, gboolean cublas,
-    LlmCudaStream * s, double copy_gbs)
+    guint packed, LlmCudaStream * s, double copy_gbs)
 {
-  MatvecJob j = { dtype, rows, cols, 0, 0, NULL, NULL, NULL, NULL, cublas };
+  MatvecJob j = { dtype, rows, cols, 0, 0, NULL, NULL, NULL, NULL, cublas,
+    packed
+  };
   GError *error = NULL;
   guint64 rb;
-  float *src = g_new (float, cols), *xs = g_new (float, cols);
+  guint n_x = MAX (packed, 1);
+  float *src = g_new (float, cols), *xs = g_new (float, (gsize) cols * n_x);
   guint8 *host;
   GRand *rng = g_rand_new_with_seed (rows * 31 + cols + dtype);
   gchar *name, *shape;
   double sec;
 
-  name = g_strdup_printf ("%s_%s", cublas ? "cublas_gemv" : "matvec",
-      llm_dtype_name (dtype));
+  if (packed > 1)
+    name = g_strdup_printf ("matvec_packed_multi%u_%s", packed,
+        llm_dtype_name (dtype));
+  else
+    name = g_strdup_printf ("%s_%s", cublas ? "cublas_gemv" : packed ?
+        "matvec_packed" : "matvec", llm_dtype_name (dtype));
   if (only != NULL && strstr (name, only) == NULL) {
     g_free (name);
     g_free (src);
@@ -152,13 +175,23 @@ bench_matvec (LlmDType dtype, guint rows, guint cols, gboolean cublas,
   j.bytes = rb * rows;
   j.n_copies = MAX (2, (ROTATE_BYTES + j.bytes - 1) / j.bytes);
   host = g_malloc (j.bytes);
+  /* random rows, repeated past 4096 (the values do not change the time) */
   for (guint r = 0; r < rows; r++) {
+    if (r >= 4096) {
+      memcpy (host + r * rb, host + (r % 4096) * rb, rb);
+      continue;
+    }
     for (guint c = 0; c < cols; c++)
       src[c] = (float) g_rand_double_range (rng, -1, 1);
     llm_quantize_row (dtype, src, host + r * rb, cols);
   }
-  for (guint c = 0; c < cols; c++)
+  for (guint c = 0; c < cols * n_x; c++)
     xs[c] = (float) g_rand_double_range (rng, -1, 1);
+  if (packed) {
+    gsize pb = llm_cuda_matrix_bytes (dtype, rows, cols);
+
+    j.n_copies = MAX (2, (ROTATE_BYTES + pb - 1) / pb);
+  }
 
   j.w = g_new (void *, j.n_copies);
   for (guint i = 0; i < j.n_copies; i++) {
@@ -167,12 +200,26 @@ bench_matvec (LlmDType dtype, guint rows, guint cols, gboolean cublas,
     if (!llm_cuda_copy (j.w[i], host, j.bytes, LLM_CUDA_HOST_TO_DEVICE, NULL,
             &error))
       die (error, "upload");
+    if (packed) {
+      gsize pb = llm_cuda_matrix_bytes (dtype, rows, cols);
+      void *p = llm_cuda_alloc (pb, &error);
+
+      if (p == NULL || !llm_cuda_matrix_pack (p, j.w[i], dtype, rows, cols,
+              s, &error) || !llm_cuda_stream_sync (s, &error))
+        die (error, "pack");
+      llm_cuda_free (j.w[i]);
+      j.w[i] = p;
+    }
   }
-  if ((j.x = llm_cuda_alloc (cols * sizeof (float), &error)) == NULL
+  if (packed)
+    j.bytes = llm_cuda_matrix_bytes (dtype, rows, cols);
+  if ((j.x = llm_cuda_alloc ((gsize) cols * n_x * sizeof (float),
+              &error)) == NULL
       || (j.xh = llm_cuda_alloc (cols * 2, &error)) == NULL
-      || (j.out = llm_cuda_alloc (rows * sizeof (float), &error)) == NULL)
+      || (j.out = llm_cuda_alloc ((gsize) rows * n_x * sizeof (float),
+              &error)) == NULL)
     die (error, "vectors");
-  if (!llm_cuda_copy (j.x, xs, cols * sizeof (float),
+  if (!llm_cuda_copy (j.x, xs, (gsize) cols * n_x * sizeof (float),
           LLM_CUDA_HOST_TO_DEVICE, NULL, &error))
     die (error, "upload");
   llm_cuda_convert_f32 (j.xh, dtype == LLM_DTYPE_BF16 ? LLM_DTYPE_BF16 :
@@ -268,6 +315,253 @@ bench_attention (LlmDType kv_dtype, guint n_pos, LlmCudaStream * s,
   g_free (shape);
 }
 
+/* --- attention_decode_at: the count in device memory, the grid for a
+ * cache of @max_pos, as a CUDA graph would replay it at every depth --- */
+
+typedef struct {
+  AttJob a;
+  gint32 *count;                /* device: the position count */
+  guint max_pos;
+  LlmCudaGraph *graph;          /* GRAPH_LAYERS launches, or NULL */
+} AttAtJob;
+
+#define GRAPH_LAYERS 32         /* launches captured in one graph */
+
+static void
+att_at_launch (gpointer data, guint i, LlmCudaStream * s)
+{
+  AttAtJob *j = data;
+  guint l = i % j->a.n_layers;
+
+  llm_cuda_attention_decode_at (j->a.out, j->a.q, j->a.k[l], j->a.v[l],
+      j->a.kv_dtype, j->count, j->max_pos, j->a.n_heads, j->a.n_kv_heads,
+      j->a.head_dim, (gsize) j->a.n_kv_heads * j->a.head_dim,
+      ATT_SCALE_128, 0, j->a.scratch, s);
+}
+
+static void
+att_graph_launch (gpointer data, guint i, LlmCudaStream * s)
+{
+  AttAtJob *j = data;
+  GError *error = NULL;
+
+  (void) i;
+  if (!llm_cuda_graph_launch (j->graph, s, &error))
+    die (error, "graph launch");
+}
+
+static void
+bench_attention_at (LlmDType kv_dtype, guint n_pos, guint max_pos,
+    LlmCudaStream * s, double copy_gbs)
+{
+  AttAtJob j = { {kv_dtype, n_pos, 32, 8, 128, 0, NULL, NULL, NULL, NULL,
+          NULL}, NULL, max_pos, NULL };
+  GError *error = NULL;
+  gsize es = kv_dtype == LLM_DTYPE_F32 ? 4 : 2;
+  gsize row = (gsize) j.a.n_kv_heads * j.a.head_dim * es;
+  gint32 count = n_pos;
+  gchar *name, *shape;
+  double sec;
+
+  name = g_strdup_printf ("attention_decode_at_%s", llm_dtype_name (kv_dtype));
+  if (only != NULL && strstr (name, only) == NULL) {
+    g_free (name);
+    return;
+  }
+  j.a.n_layers = MAX (2, ROTATE_BYTES / (2 * row * max_pos));
+  j.a.k = g_new (void *, j.a.n_layers);
+  j.a.v = g_new (void *, j.a.n_layers);
+  for (guint l = 0; l < j.a.n_layers; l++) {
+    if ((j.a.k[l] = llm_cuda_alloc (row * max_pos, &error)) == NULL
+        || (j.a.v[l] = llm_cuda_alloc (row * max_pos, &error)) == NULL)
+      die (error, "KV cache");
+    if (!llm_cuda_memset (j.a.k[l], 0x3c, row * max_pos, NULL, &error)
+        || !llm_cuda_memset (j.a.v[l], 0x3c, row * max_pos, NULL, &error))
+      die (error, "memset");
+  }
+  if ((j.a.q = llm_cuda_alloc (j.a.n_heads * j.a.head_dim * 4,
+              &error)) == NULL
+      || (j.a.out = llm_cuda_alloc (j.a.n_heads * j.a.head_dim * 4,
+              &error)) == NULL
+      || (j.a.scratch =
+          llm_cuda_alloc (llm_cuda_attention_decode_at_scratch_bytes
+              (j.a.n_heads, j.a.head_dim, max_pos), &error)) == NULL
+      || (j.count = llm_cuda_alloc (sizeof count, &error)) == NULL
+      || !llm_cuda_copy (j.count, &count, sizeof count,
+          LLM_CUDA_HOST_TO_DEVICE, NULL, &error)
+      || !llm_cuda_memset (j.a.q, 0, j.a.n_heads * j.a.head_dim * 4, NULL,
+          &error))
+    die (error, "attention buffers");
+
+  sec = time_launches (att_at_launch, &j, repeats, s);
+  shape = g_strdup_printf ("%u of %u pos, 32q/8kv", n_pos, max_pos);
+  report (name, shape, 2.0 * row * n_pos, sec, repeats, copy_gbs);
+
+  /* The same launches replayed from a CUDA graph of GRAPH_LAYERS of them,
+   * as the decode step runs: no launch overhead on the host. */
+  if (!llm_cuda_graph_begin (s, &error))
+    die (error, "graph");
+  for (guint i = 0; i < GRAPH_LAYERS; i++)
+    att_at_launch (&j, i, s);
+  if ((j.graph = llm_cuda_graph_end (s, &error)) == NULL)
+    die (error, "graph");
+  sec = time_launches (att_graph_launch, &j, MAX (2, repeats / GRAPH_LAYERS),
+      s);
+  g_free (name);
+  name = g_strdup_printf ("attention_decode_at_%s_graph",
+      llm_dtype_name (kv_dtype));
+  report (name, shape, 2.0 * row * n_pos, sec,
+      MAX (2, repeats / GRAPH_LAYERS) * GRAPH_LAYERS, copy_gbs);
+  llm_cuda_graph_free (j.graph);
+
+  for (guint l = 0; l < j.a.n_layers; l++) {
+    llm_cuda_free (j.a.k[l]);
+    llm_cuda_free (j.a.v[l]);
+  }
+  g_free (j.a.k);
+  g_free (j.a.v);
+  llm_cuda_free (j.a.q);
+  llm_cuda_free (j.a.out);
+  llm_cuda_free (j.a.scratch);
+  llm_cuda_free (j.count);
+  g_free (name);
+  g_free (shape);
+}
+
+/* --- attention_prefill: compute-bound, reported in TFLOP/s --- */
+
+typedef struct {
+  LlmDType kv_dtype;
+  guint n_tokens;
+  void *k, *v;
+  float *q, *out;
+} PrefillJob;
+
+static void
+prefill_launch (gpointer data, guint i, LlmCudaStream * s)
+{
+  PrefillJob *j = data;
+
+  (void) i;
+  llm_cuda_attention_prefill (j->out, j->q, 32 * 128, j->k, j->v,
+      j->kv_dtype, 0, j->n_tokens, 32, 8, 128, 8 * 128,
+      ATT_SCALE_128, 0, s);
+}
+
+static void
+bench_prefill (LlmDType kv_dtype, guint n_tokens, LlmCudaStream * s)
+{
+  PrefillJob j = { kv_dtype, n_tokens, NULL, NULL, NULL, NULL };
+  GError *error = NULL;
+  gsize es = kv_dtype == LLM_DTYPE_F32 ? 4 : 2;
+  gsize kv_bytes = (gsize) n_tokens * 8 * 128 * es;
+  gsize q_bytes = (gsize) n_tokens * 32 * 128 * 4;
+  guint n = MAX (5, repeats / 10);
+  gchar *name, *shape;
+  double sec, us, flops, tflops;
+
+  name = g_strdup_printf ("attention_prefill_%s", llm_dtype_name (kv_dtype));
+  if (only != NULL && strstr (name, only) == NULL) {
+    g_free (name);
+    return;
+  }
+  if ((j.k = llm_cuda_alloc (kv_bytes, &error)) == NULL
+      || (j.v = llm_cuda_alloc (kv_bytes, &error)) == NULL
+      || (j.q = llm_cuda_alloc (q_bytes, &error)) == NULL
+      || (j.out = llm_cuda_alloc (q_bytes, &error)) == NULL
+      || !llm_cuda_memset (j.k, 0x3c, kv_bytes, NULL, &error)
+      || !llm_cuda_memset (j.v, 0x3c, kv_bytes, NULL, &error)
+      || !llm_cuda_memset (j.q, 0, q_bytes, NULL, &error))
+    die (error, "prefill buffers");
+
+  sec = time_launches (prefill_launch, &j, n, s);
+  /* Causal: token t scores t + 1 keys; 2 flops a multiply-add, for q.k
+   * and for p.v, per head and dimension. */
+  flops = 4.0 * 32 * 128 * ((double) n_tokens * (n_tokens + 1) / 2);
+  us = sec / n * 1e6;
+  tflops = flops / (sec / n) / 1e12;
+  shape = g_strdup_printf ("%u tok, 32q/8kv x128", n_tokens);
+  g_print ("%-24s %-22s %10s %9.1f %7.1f TFLOP/s\n", name, shape, "-", us,
+      tflops);
+  g_string_append_printf (json, "%s{\"kernel\": \"%s\", \"shape\": \"%s\", "
+      "\"us\": %.3f, \"tflops\": %.2f}",
+      json->str[json->len - 1] == '[' ? "\n  " : ",\n  ", name, shape, us,
+      tflops);
+
+  llm_cuda_free (j.k);
+  llm_cuda_free (j.v);
+  llm_cuda_free (j.q);
+  llm_cuda_free (j.out);
+  g_free (name);
+  g_free (shape);
+}
+
+/* --- sampling --- */
+
+typedef struct {
+  guint n;
+  float temperature, top_p;
+  guint top_k;
+  float *x;
+  gint32 *ids;
+  double *coins;
+  void *scratch;
+  gboolean argmax;              /* llm_cuda_argmax instead */
+} SampleJob;
+
+static void
+sample_launch (gpointer data, guint i, LlmCudaStream * s)
+{
+  SampleJob *j = data;
+
+  if (j->argmax)
+    llm_cuda_argmax (j->ids, j->x, j->n, 1, s);
+  else
+    llm_cuda_sample (j->ids, j->x, j->n, 1, j->temperature, j->top_k,
+        j->top_p, 0.0f, j->coins, j->scratch, s);
+}
+
+/* One row of Llama 3's 128256 logits (uniform in [-8, 8]), batch 1. */
+static void
+bench_sample (const gchar * name, float temperature, guint top_k,
+    float top_p, gboolean argmax, LlmCudaStream * s, double copy_gbs)
+{
+  SampleJob j = { 128256, temperature, top_p, top_k, NULL, NULL, NULL, NULL,
+    argmax
+  };
+  GError *error = NULL;
+  GRand *rng = g_rand_new_with_seed (128256);
+  float *x = g_new (float, j.n);
+  double coin = 0.37;
+  double sec;
+
+  if (only != NULL && strstr (name, only) == NULL) {
+    g_free (x);
+    g_rand_free (rng);
+    return;
+  }
+  for (guint i = 0; i < j.n; i++)
+    x[i] = (float) g_rand_double_range (rng, -8, 8);
+  if ((j.x = llm_cuda_alloc (j.n * sizeof (float), &error)) == NULL
+      || (j.ids = llm_cuda_alloc (sizeof (gint32), &error)) == NULL
+      || (j.coins = llm_cuda_alloc (sizeof (double), &error)) == NULL
+      || (j.scratch = llm_cuda_alloc (llm_cuda_sample_scratch_bytes (j.n, 1),
+              &error)) == NULL
+      || !llm_cuda_copy (j.x, x, j.n * sizeof (float),
+          LLM_CUDA_HOST_TO_DEVICE, NULL, &error)
+      || !llm_cuda_copy (j.coins, &coin, sizeof (double),
+          LLM_CUDA_HOST_TO_DEVICE, NULL, &error))
+    die (error, "sample buffers");
+  sec = time_launches (sample_launch, &j, repeats, s);
+  report (name, "128256 x 1", j.n * 4.0, sec, repeats, copy_gbs);
+  llm_cuda_free (j.x);
+  llm_cuda_free (j.ids);
+  llm_cuda_free (j.coins);
+  llm_cuda_free (j.scratch);
+  g_free (x);
+  g_rand_free (rng);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -324,14 +618,40 @@ main (int argc, char **argv)
   report ("copy_d2d (read+write)", "1 GiB", 2.0 * cj.bytes, sec, 20,
       copy_gbs);
   for (guint d = 0; d < G_N_ELEMENTS (dtypes); d++) {
-    bench_matvec (dtypes[d], 14336, 4096, FALSE, s, copy_gbs);
-    bench_matvec (dtypes[d], 4096, 14336, FALSE, s, copy_gbs);
+    bench_matvec (dtypes[d], 14336, 4096, FALSE, 0, s, copy_gbs);
+    bench_matvec (dtypes[d], 4096, 14336, FALSE, 0, s, copy_gbs);
   }
-  bench_matvec (LLM_DTYPE_F16, 14336, 4096, TRUE, s, copy_gbs);
-  bench_matvec (LLM_DTYPE_F16, 4096, 14336, TRUE, s, copy_gbs);
+  /* The packed layout at every Llama-3-8B matvec shape: wq/wo, wk/wv,
+   * w_gate/w_up, w_down, the head; then 4 and 8 vectors at once. */
+  for (guint d = 1; d < G_N_ELEMENTS (dtypes); d++) {
+    static const guint sh[][2] = { {4096, 4096}, {1024, 4096},
+    {14336, 4096}, {4096, 14336}, {128256, 4096}
+    };
+
+    for (guint k = 0; k < G_N_ELEMENTS (sh); k++)
+      bench_matvec (dtypes[d], sh[k][0], sh[k][1], FALSE, 1, s, copy_gbs);
+    bench_matvec (dtypes[d], 14336, 4096, FALSE, 4, s, copy_gbs);
+    bench_matvec (dtypes[d], 14336, 4096, FALSE, 8, s, copy_gbs);
+  }
+  bench_matvec (LLM_DTYPE_F16, 14336, 4096, TRUE, 0, s, copy_gbs);
+  bench_matvec (LLM_DTYPE_F16, 4096, 14336, TRUE, 0, s, copy_gbs);
   bench_attention (LLM_DTYPE_F16, 4096, s, copy_gbs);
   bench_attention (LLM_DTYPE_F32, 4096, s, copy_gbs);
   bench_attention (LLM_DTYPE_F16, 32768, s, copy_gbs);
+  bench_sample ("argmax", 0.0f, 0, 1.0f, TRUE, s, copy_gbs);
+  bench_sample ("sample_greedy", 0.0f, 0, 1.0f, FALSE, s, copy_gbs);
+  bench_sample ("sample_topk40_topp0.95_t0.8", 0.8f, 40, 0.95f, FALSE, s,
+      copy_gbs);
+  bench_sample ("sample_topp0.95", 1.0f, 0, 0.95f, FALSE, s, copy_gbs);
+  bench_sample ("sample_t1", 1.0f, 0, 1.0f, FALSE, s, copy_gbs);
+  bench_attention (LLM_DTYPE_F16, 128, s, copy_gbs);
+  bench_attention_at (LLM_DTYPE_F16, 128, 8192, s, copy_gbs);
+  bench_attention_at (LLM_DTYPE_F16, 4096, 8192, s, copy_gbs);
+  bench_attention_at (LLM_DTYPE_F16, 8192, 8192, s, copy_gbs);
+  bench_prefill (LLM_DTYPE_F16, 512, s);
+  bench_prefill (LLM_DTYPE_F16, 2048, s);
+  bench_prefill (LLM_DTYPE_F32, 512, s);
+  bench_prefill (LLM_DTYPE_F32, 2048, s);
 
   g_string_append (json, "\n]}\n");
   if (json_path != NULL

@@ -1,7 +1,7 @@
 /* LLMasOS - rmsnorm_forward: out = x / sqrt(mean(x^2) + eps) * weight, one
  * block per row. CPU twin: llm_rmsnorm().
  * SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "llm-cuda-private.cuh"
+#include "llm-cuda-pdl.cuh"
 
 #define RMSNORM_THREADS 512
 
@@ -18,6 +18,9 @@ rmsnorm_forward_kernel (float *out, const float *x,
   unsigned int lane = threadIdx.x % LLM_CUDA_WARP;
   float ss = 0.0f;
 
+  /* launched with PDL (llm-cuda-pdl.cuh): x is the previous kernel's */
+  pdl_launch_dependents ();
+  pdl_wait ();
   for (unsigned int i = threadIdx.x; i < n; i += blockDim.x)
     ss += xr[i] * xr[i];
   ss = warp_sum (ss);
@@ -54,12 +57,12 @@ llm_cuda_rmsnorm_forward (float *out, const float *x, const void *weight,
   llm_cuda_use_device ();
 
   if (weight_dtype == LLM_DTYPE_F32)
-    rmsnorm_forward_kernel<LLM_DTYPE_F32> <<<n_rows, threads, 0, s>>> (out,
-        x, weight, n, eps);
+    pdl_launch (rmsnorm_forward_kernel<LLM_DTYPE_F32>, n_rows, threads, 0, s,
+        out, x, weight, n, eps);
   else if (weight_dtype == LLM_DTYPE_F16)
-    rmsnorm_forward_kernel<LLM_DTYPE_F16> <<<n_rows, threads, 0, s>>> (out,
-        x, weight, n, eps);
+    pdl_launch (rmsnorm_forward_kernel<LLM_DTYPE_F16>, n_rows, threads, 0, s,
+        out, x, weight, n, eps);
   else
-    rmsnorm_forward_kernel<LLM_DTYPE_BF16> <<<n_rows, threads, 0, s>>> (out,
-        x, weight, n, eps);
+    pdl_launch (rmsnorm_forward_kernel<LLM_DTYPE_BF16>, n_rows, threads, 0,
+        s, out, x, weight, n, eps);
 }

@@ -10,7 +10,7 @@
  * where an ulp of the angle matters.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "llm-cuda-private.cuh"
+#include "llm-cuda-pdl.cuh"
 
 #define ROPE_THREADS 256
 
@@ -18,17 +18,23 @@
 template <bool INTERLEAVED>
 static __global__ void
 rope_apply_kernel (float *x, size_t row_stride, unsigned int n_heads,
-    unsigned int head_dim, unsigned int pos0, float theta)
+    unsigned int head_dim, unsigned int pos0, const int32_t * pos0_device,
+    float theta)
 {
   unsigned int half = head_dim / 2;
   unsigned int k = blockIdx.x * blockDim.x + threadIdx.x;
-  unsigned int pos = pos0 + blockIdx.y;
+  unsigned int pos;
   unsigned int h, i, i0, i1;
   float *xh, x0, x1, inv_freq, angle, c, s;
   double sd, cd;
 
+  /* launched with PDL (llm-cuda-pdl.cuh): x and the position are the
+   * previous kernels' */
+  pdl_launch_dependents ();
+  pdl_wait ();
   if (k >= n_heads * half)
     return;
+  pos = (pos0_device ? (unsigned int) *pos0_device : pos0) + blockIdx.y;
   h = k / half;
   i = k % half;
 
@@ -48,10 +54,10 @@ rope_apply_kernel (float *x, size_t row_stride, unsigned int n_heads,
   xh[i1] = x0 * s + x1 * c;
 }
 
-void
-llm_cuda_rope_apply (float *x, guint n_tokens, size_t row_stride,
-    guint n_heads, guint head_dim, guint pos0, float theta,
-    gboolean interleaved, LlmCudaStream * stream)
+static void
+rope_apply (float *x, guint n_tokens, size_t row_stride,
+    guint n_heads, guint head_dim, guint pos0, const gint32 * pos0_device,
+    float theta, gboolean interleaved, LlmCudaStream * stream)
 {
   cudaStream_t s = llm_cuda_raw_stream (stream);
   dim3 grid (div_up ((size_t) n_heads * (head_dim / 2), ROPE_THREADS),
@@ -65,9 +71,28 @@ llm_cuda_rope_apply (float *x, guint n_tokens, size_t row_stride,
   llm_cuda_use_device ();
 
   if (interleaved)
-    rope_apply_kernel<true> <<<grid, ROPE_THREADS, 0, s>>> (x, row_stride,
-        n_heads, head_dim, pos0, theta);
+    pdl_launch (rope_apply_kernel<true>, grid, ROPE_THREADS, 0, s, x,
+        row_stride, n_heads, head_dim, pos0, pos0_device, theta);
   else
-    rope_apply_kernel<false> <<<grid, ROPE_THREADS, 0, s>>> (x, row_stride,
-        n_heads, head_dim, pos0, theta);
+    pdl_launch (rope_apply_kernel<false>, grid, ROPE_THREADS, 0, s, x,
+        row_stride, n_heads, head_dim, pos0, pos0_device, theta);
+}
+
+void
+llm_cuda_rope_apply (float *x, guint n_tokens, size_t row_stride,
+    guint n_heads, guint head_dim, guint pos0, float theta,
+    gboolean interleaved, LlmCudaStream * stream)
+{
+  rope_apply (x, n_tokens, row_stride, n_heads, head_dim, pos0, NULL, theta,
+      interleaved, stream);
+}
+
+void
+llm_cuda_rope_apply_at (float *x, guint n_tokens, size_t row_stride,
+    guint n_heads, guint head_dim, const gint32 * pos0_device, float theta,
+    gboolean interleaved, LlmCudaStream * stream)
+{
+  g_return_if_fail (pos0_device != NULL);
+  rope_apply (x, n_tokens, row_stride, n_heads, head_dim, 0, pos0_device,
+      theta, interleaved, stream);
 }

@@ -1,7 +1,7 @@
 /* LLMasOS - swiglu_forward: out = silu(gate) * up, element-wise.
  * CPU twin: llm_swiglu().
  * SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "llm-cuda-private.cuh"
+#include "llm-cuda-pdl.cuh"
 
 #define SWIGLU_THREADS 256
 
@@ -62,4 +62,32 @@ llm_cuda_swiglu_forward (float *out, const float *gate, const float *up,
     swiglu_forward_kernel <<<div_up (n - n4 * 4, SWIGLU_THREADS),
         SWIGLU_THREADS, 0, s>>> (out + n4 * 4, gate + n4 * 4, up + n4 * 4,
         n - n4 * 4);
+}
+
+/* Grid: (ffn / SWIGLU_THREADS, rows). */
+static __global__ void
+swiglu_rows_kernel (float *out, const float *gate_up, unsigned int ffn)
+{
+  unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
+  const float *g = gate_up + (size_t) blockIdx.y * 2 * ffn;
+
+  /* launched with PDL (llm-cuda-pdl.cuh) */
+  pdl_launch_dependents ();
+  pdl_wait ();
+  if (i < ffn)
+    out[(size_t) blockIdx.y * ffn + i] = swiglu (g[i], g[ffn + i]);
+}
+
+void
+llm_cuda_swiglu_rows (float *out, const float *gate_up, guint n_rows,
+    guint ffn, LlmCudaStream * stream)
+{
+  dim3 grid (div_up (ffn, SWIGLU_THREADS), n_rows);
+
+  g_return_if_fail (n_rows <= 65535);
+  if (n_rows == 0 || ffn == 0)
+    return;
+  llm_cuda_use_device ();
+  pdl_launch (swiglu_rows_kernel, grid, SWIGLU_THREADS, 0,
+      llm_cuda_raw_stream (stream), out, gate_up, ffn);
 }

@@ -20,6 +20,11 @@
  * The decoder runs its own streaming thread (a task on its src pad), so a
  * `queue` anywhere in the pipeline changes timing, never the result.
  *
+ * When it computes on a GPU and downstream accepts the `memory:CUDATensor`
+ * caps feature (llmsampler does, and `queue`/`identity` pass it on), the
+ * logits stay in device memory from a buffer pool; otherwise they are
+ * copied to system memory once per step, as on the CPU.
+ *
  * ## Example launch line
  * |[
  * echo -n "Once upon a time" | gst-launch-1.0 -q fdsrc ! \
@@ -37,6 +42,8 @@
 #include "llm-events.h"
 #include "llm-meta.h"
 #include "llm-forward.h"
+#include "llm-backend.h"
+#include "llm-device-memory.h"
 
 #include <string.h>
 
@@ -46,6 +53,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_llm_decoder_debug);
 #define DEFAULT_MAX_TOKENS 256
 #define DEFAULT_MAX_BATCH 1
 #define DEFAULT_N_THREADS 0
+#define DEFAULT_DEVICE "auto"
 
 enum
 {
@@ -54,6 +62,7 @@ enum
   PROP_MAX_BATCH,
   PROP_N_THREADS,
   PROP_ATTENTION,
+  PROP_DEVICE,
 };
 
 /* One sequence as the decoder sees it. */
@@ -81,6 +90,7 @@ struct _GstLlmDecoder
   guint max_tokens;
   guint max_batch;
   guint n_threads;
+  gchar *device;
   GstElement *attention;
 
   GMutex lock;                  /* protects what follows */
@@ -95,14 +105,17 @@ struct _GstLlmDecoder
   /* streaming thread only */
   gboolean started;             /* stream-start, caps, segment pushed */
   LlmCompute *compute;
+  const LlmBackend *backend;    /* the compute's device; NULL: the CPU */
+  gint device_index;
+  gboolean logits_on_device;    /* negotiated memory:CUDATensor */
+  GstBufferPool *pool;          /* device logits buffers of max-batch rows */
   float *logits_scratch;
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (LLM_CAPS_STATE_TEMPLATE));
 
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
-    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (LLM_CAPS_LOGITS_TEMPLATE));
+/* src: the logits template twice, in device memory first (class_init) */
 
 #define gst_llm_decoder_parent_class parent_class
 G_DEFINE_TYPE (GstLlmDecoder, gst_llm_decoder, GST_TYPE_LLM_ELEMENT);
@@ -365,23 +378,91 @@ gst_llm_decoder_src_event (GstPad * pad, GstObject * parent,
 
 /* --- the streaming thread ------------------------------------------- */
 
+/* The pool of device logits buffers, max-batch rows each (a step with
+ * fewer rows shrinks its buffer; the pool restores the size on release). */
+static gboolean
+ensure_pool (GstLlmDecoder * self, LlmModel * model, GstCaps * caps)
+{
+  guint n_vocab = llm_model_get_vocab (model)->n_tokens;
+  GstStructure *config;
+
+  if (self->pool != NULL)
+    return TRUE;
+  self->pool = llm_device_buffer_pool_new (self->backend, self->device_index);
+  config = gst_buffer_pool_get_config (self->pool);
+  /* no maximum: a buffer held downstream must not stall the next step */
+  gst_buffer_pool_config_set_params (config, caps,
+      (guint) ((gsize) self->max_batch * n_vocab * sizeof (float)), 1, 0);
+  if (!gst_buffer_pool_set_config (self->pool, config) ||
+      !gst_buffer_pool_set_active (self->pool, TRUE)) {
+    gst_clear_object (&self->pool);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+clear_pool (GstLlmDecoder * self)
+{
+  if (self->pool == NULL)
+    return;
+  gst_buffer_pool_set_active (self->pool, FALSE);
+  gst_clear_object (&self->pool);
+}
+
+/* Chooses and sends the logits caps: memory:CUDATensor first when the
+ * decoder computes on a device, system memory after it; downstream's caps
+ * query keeps what it accepts and the first of those wins. */
+static void
+negotiate (GstLlmDecoder * self, LlmModel * model)
+{
+  GstCaps *caps = llm_caps_new_logits (llm_model_get_vocab (model),
+      self->max_batch);
+  GstCaps *offer, *peer;
+
+  offer = self->backend ? llm_caps_add_device_variant (gst_caps_ref (caps)) :
+      gst_caps_ref (caps);
+  peer = gst_pad_peer_query_caps (self->srcpad, offer);
+  gst_caps_unref (offer);
+  if (gst_caps_is_empty (peer)) {
+    /* Nothing fits: send system memory; downstream refuses it with the
+     * usual not-negotiated error. */
+    gst_caps_unref (peer);
+    peer = gst_caps_ref (caps);
+  }
+  peer = gst_caps_fixate (peer);
+  self->logits_on_device = self->backend != NULL && llm_caps_is_device (peer)
+      && ensure_pool (self, model, peer);
+  if (!self->logits_on_device) {
+    clear_pool (self);
+    gst_caps_replace (&peer, caps);
+  }
+  GST_DEBUG_OBJECT (self, "logits in %s memory: %" GST_PTR_FORMAT,
+      self->logits_on_device ? "device" : "system", peer);
+  gst_pad_push_event (self->srcpad, gst_event_new_caps (peer));
+  gst_caps_unref (peer);
+  gst_caps_unref (caps);
+}
+
 static void
 start_stream (GstLlmDecoder * self, LlmModel * model)
 {
   gchar *stream_id;
-  GstCaps *caps;
   GstSegment segment;
 
-  if (self->started)
+  if (self->started) {
+    /* downstream changed (a reconfigure event): offer again */
+    if (model && gst_pad_check_reconfigure (self->srcpad))
+      negotiate (self, model);
     return;
+  }
   stream_id = gst_pad_create_stream_id (self->srcpad, GST_ELEMENT (self),
       "logits");
   gst_pad_push_event (self->srcpad, gst_event_new_stream_start (stream_id));
   g_free (stream_id);
   if (model) {
-    caps = llm_caps_new_logits (llm_model_get_vocab (model), self->max_batch);
-    gst_pad_push_event (self->srcpad, gst_event_new_caps (caps));
-    gst_caps_unref (caps);
+    gst_pad_check_reconfigure (self->srcpad);   /* clears the flag */
+    negotiate (self, model);
   }
   gst_segment_init (&segment, GST_FORMAT_TIME);
   gst_pad_push_event (self->srcpad, gst_event_new_segment (&segment));
@@ -421,6 +502,55 @@ pause_with (GstLlmDecoder * self, GstFlowReturn flow)
   gst_pad_pause_task (self->srcpad);
 }
 
+/* The compute, on the device property's device; "auto" takes the device of
+ * the KV cache llmencoder made for sequence @seq_id. */
+static gboolean
+ensure_compute (GstLlmDecoder * self, LlmModel * model, guint64 seq_id)
+{
+  g_autofree gchar *device = g_strdup (self->device);
+
+  if (g_strcmp0 (device, "auto") == 0) {
+    LlmSequence *seq = llm_model_lookup_sequence (model, seq_id);
+    const LlmBackend *backend = NULL;
+    gint index = 0;
+
+    if (seq != NULL)
+      backend = llm_kv_cache_device (seq->kv, &index);
+    g_free (device);
+    device = backend ? g_strdup_printf ("%s:%d", backend->name, index) :
+        g_strdup ("cpu");
+  }
+  self->compute = gst_llm_element_make_compute (GST_LLM_ELEMENT (self),
+      model, device, self->n_threads);
+  /* make_compute parsed the same string: this cannot fail now */
+  if (self->compute != NULL && !llm_device_parse (device, &self->backend,
+          &self->device_index, NULL))
+    self->backend = NULL;
+  return self->compute != NULL;
+}
+
+/* A buffer for @n_rows rows of logits: from the device pool when they stay
+ * on the device, in system memory otherwise. */
+static GstBuffer *
+new_logits_buffer (GstLlmDecoder * self, guint n_rows, guint n_vocab,
+    GError ** error)
+{
+  gsize size = (gsize) n_rows * n_vocab * sizeof (float);
+  GstBuffer *buf = NULL;
+  GstFlowReturn flow;
+
+  if (!self->logits_on_device)
+    return gst_buffer_new_allocate (NULL, size, NULL);
+  flow = gst_buffer_pool_acquire_buffer (self->pool, &buf, NULL);
+  if (flow != GST_FLOW_OK) {
+    g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NO_SPACE_LEFT,
+        "no device buffer for the logits (%s)", gst_flow_get_name (flow));
+    return NULL;
+  }
+  gst_buffer_resize (buf, 0, size);
+  return buf;
+}
+
 /* Runs one step for @rows: fed tokens for continuing rows, the encoder's
  * state for new ones; writes their logits into one buffer. */
 static GstBuffer *
@@ -429,25 +559,40 @@ compute_step (GstLlmDecoder * self, LlmModel * model, DecSeq ** rows,
 {
   const LlmHParams *hp = llm_model_get_hparams (model);
   guint n_vocab = llm_model_get_vocab (model)->n_tokens;
-  GstBuffer *buf = gst_buffer_new_allocate (NULL,
-      (gsize) n_rows * n_vocab * sizeof (float), NULL);
-  LlmSeqMeta *meta = llm_buffer_add_seq_meta (buf);
   float *hidden = g_newa (float, hp->dim);
+  gboolean on_device;
+  GstBuffer *buf;
+  LlmSeqMeta *meta;
   GstMapInfo map;
 
-  if (self->compute == NULL)
-    self->compute = llm_compute_new (llm_model_get_file (model),
-        self->n_threads);
-  gst_buffer_map (buf, &map, GST_MAP_WRITE);
+  if (self->compute == NULL && !ensure_compute (self, model, rows[0]->id)) {
+    g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED,
+        "no device to compute on (device=%s)", self->device);
+    return NULL;
+  }
+  on_device = strcmp (llm_compute_device_name (self->compute), "cpu") != 0;
+  if ((buf = new_logits_buffer (self, n_rows, n_vocab, error)) == NULL)
+    return NULL;
+  meta = llm_buffer_add_seq_meta (buf);
+  /* a device map gives the device pointer and marks the host copy stale */
+  if (!gst_buffer_map (buf, &map, self->logits_on_device ?
+          (GstMapFlags) (LLM_MAP_DEVICE | GST_MAP_WRITE) : GST_MAP_WRITE)) {
+    g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED,
+        "cannot map the logits buffer");
+    gst_buffer_unref (buf);
+    return NULL;
+  }
   for (guint r = 0; r < n_rows; r++) {
     DecSeq *s = rows[r];
     const float *h = s->hidden;
+    float *row = (float *) map.data + (gsize) r * n_vocab;
 
     if (h == NULL) {
       LlmSequence *seq = llm_model_lookup_sequence (model, s->id);
 
+      /* on a device the hidden state stays there for the logits */
       if (seq == NULL || !llm_compute_forward (self->compute, seq->kv,
-              &s->next_token, 1, hidden, error)) {
+              &s->next_token, 1, on_device ? NULL : hidden, error)) {
         if (seq == NULL)
           g_set_error (error, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
               "sequence %" G_GUINT64_FORMAT " has no KV cache", s->id);
@@ -456,9 +601,15 @@ compute_step (GstLlmDecoder * self, LlmModel * model, DecSeq ** rows,
         return NULL;
       }
       s->pos++;
-      h = hidden;
+      h = on_device ? NULL : hidden;
     }
-    llm_compute_logits (self->compute, h, (float *) map.data + r * n_vocab);
+    if (!llm_compute_logits_full (self->compute, h,
+            self->logits_on_device ? NULL : row,
+            self->logits_on_device ? row : NULL, error)) {
+      gst_buffer_unmap (buf, &map);
+      gst_buffer_unref (buf);
+      return NULL;
+    }
     g_clear_pointer (&s->hidden, g_free);
     s->next_token = -1;
     llm_seq_meta_add_row (meta, s->id, s->pos, 0);
@@ -516,6 +667,12 @@ gst_llm_decoder_loop (GstPad * pad)
       self->pending.length == 0;
   g_mutex_unlock (&self->lock);
 
+  /* The caps depend on where the decoder computes: know it first. */
+  if (n_rows > 0 && model && self->compute == NULL &&
+      !ensure_compute (self, model, rows[0]->id)) {
+    pause_with (self, GST_FLOW_ERROR);  /* make_compute posted the error */
+    goto out;
+  }
   start_stream (self, model);
   for (guint i = 0; i < ended->len; i++) {
     DecSeq *s = g_ptr_array_index (ended, i);
@@ -606,8 +763,12 @@ gst_llm_decoder_change_state (GstElement * element, GstStateChange transition)
   GstStateChangeReturn ret;
 
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     g_clear_pointer (&self->compute, llm_compute_free);
+    self->backend = NULL;
+    self->logits_on_device = FALSE;
+    clear_pool (self);
+  }
   return ret;
 }
 
@@ -630,6 +791,10 @@ gst_llm_decoder_set_property (GObject * object, guint prop_id,
     case PROP_ATTENTION:
       gst_object_replace ((GstObject **) & self->attention,
           g_value_get_object (value));
+      break;
+    case PROP_DEVICE:
+      g_free (self->device);
+      self->device = g_value_dup_string (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -656,6 +821,9 @@ gst_llm_decoder_get_property (GObject * object, guint prop_id,
     case PROP_ATTENTION:
       g_value_set_object (value, self->attention);
       break;
+    case PROP_DEVICE:
+      g_value_set_string (value, self->device);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -672,7 +840,9 @@ gst_llm_decoder_finalize (GObject * object)
   g_mutex_unlock (&self->lock);
   g_ptr_array_unref (self->live);
   g_hash_table_destroy (self->start_events);
+  g_free (self->device);
   g_clear_pointer (&self->compute, llm_compute_free);
+  clear_pool (self);
   gst_clear_object (&self->attention);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
@@ -684,6 +854,8 @@ gst_llm_decoder_class_init (GstLlmDecoderClass * klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstCaps *logits = llm_caps_add_device_variant (gst_caps_from_string
+      (LLM_CAPS_LOGITS_TEMPLATE));
 
   gobject_class->set_property = gst_llm_decoder_set_property;
   gobject_class->get_property = gst_llm_decoder_get_property;
@@ -713,9 +885,14 @@ gst_llm_decoder_class_init (GstLlmDecoderClass * klass)
           "uses (NULL = defaults)", GST_TYPE_LLM_ATTENTION,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_DEVICE,
+      gst_llm_element_device_param_spec (DEFAULT_DEVICE, ", or auto: "
+          "where llmencoder made the sequence's KV cache"));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
-  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_add_pad_template (element_class,
+      gst_pad_template_new ("src", GST_PAD_SRC, GST_PAD_ALWAYS, logits));
+  gst_caps_unref (logits);
   gst_element_class_set_static_metadata (element_class, "LLM decoder",
       "Codec/Decoder/LLM",
       "Generates one token per step for every live sequence, driven by the "
@@ -740,7 +917,8 @@ gst_llm_decoder_init (GstLlmDecoder * self)
       GST_DEBUG_FUNCPTR (gst_llm_decoder_query));
   gst_element_add_pad (GST_ELEMENT (self), self->sinkpad);
 
-  self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
+  self->srcpad = gst_pad_new_from_template (gst_element_class_get_pad_template
+      (GST_ELEMENT_GET_CLASS (self), "src"), "src");
   gst_pad_set_event_function (self->srcpad,
       GST_DEBUG_FUNCPTR (gst_llm_decoder_src_event));
   gst_pad_set_query_function (self->srcpad,
@@ -753,6 +931,7 @@ gst_llm_decoder_init (GstLlmDecoder * self)
   self->max_tokens = DEFAULT_MAX_TOKENS;
   self->max_batch = DEFAULT_MAX_BATCH;
   self->n_threads = DEFAULT_N_THREADS;
+  self->device = g_strdup (DEFAULT_DEVICE);
   g_mutex_init (&self->lock);
   g_cond_init (&self->cond);
   g_queue_init (&self->pending);

@@ -5,6 +5,7 @@
 #endif
 
 #include "gstllmelement.h"
+#include "llm-backend.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_llm_element_debug);
 #define GST_CAT_DEFAULT gst_llm_element_debug
@@ -247,4 +248,51 @@ gst_llm_element_init (GstLlmElement * self)
   GstLlmElementPrivate *priv = gst_llm_element_get_instance_private (self);
 
   g_mutex_init (&priv->lock);
+}
+
+GParamSpec *
+gst_llm_element_device_param_spec (const gchar * default_device,
+    const gchar * extra_blurb)
+{
+  g_autofree gchar *blurb = g_strdup_printf ("Where this element computes: "
+      "cpu, cuda (= cuda:0) or cuda:N%s", extra_blurb ? extra_blurb : "");
+
+  return g_param_spec_string ("device", "Device", g_intern_string (blurb),
+      default_device, G_PARAM_READWRITE | G_PARAM_STATIC_NAME |
+      G_PARAM_STATIC_NICK | GST_PARAM_MUTABLE_READY);
+}
+
+LlmCompute *
+gst_llm_element_make_compute (GstLlmElement * self, LlmModel * model,
+    const gchar * device, guint n_threads)
+{
+  const LlmBackend *backend;
+  GError *err = NULL;
+  gpointer weights;
+  LlmCompute *c;
+  gint index;
+
+  if (!llm_device_parse (device, &backend, &index, &err)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", err->message),
+        (NULL));
+    g_clear_error (&err);
+    return NULL;
+  }
+  if (backend == NULL)
+    return llm_compute_new (llm_model_get_file (model), n_threads);
+
+  {
+    g_autofree gchar *what = backend->device_describe (index);
+    GST_INFO_OBJECT (self, "computing on %s", what);
+  }
+  weights = llm_model_get_weights (model, backend, index, on_progress, self,
+      &err);
+  c = weights ? llm_compute_new_on (llm_model_get_file (model), backend,
+      index, weights, &err) : NULL;
+  if (c == NULL) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("Cannot run %s on %s: %s",
+            llm_model_get_name (model), device, err->message), (NULL));
+    g_clear_error (&err);
+  }
+  return c;
 }

@@ -31,6 +31,17 @@ struct _GstLlmElementClass
 LlmModel *gst_llm_element_ensure_model (GstLlmElement * self, GstPad * pad);
 /* The model if known, without looking for it. (transfer none) */
 LlmModel *gst_llm_element_get_model (GstLlmElement * self);
+
+/* The "device" property of the elements that compute (string, mutable in
+ * READY); @extra_blurb is appended to the description. */
+GParamSpec *gst_llm_element_device_param_spec (const gchar * default_device,
+    const gchar * extra_blurb);
+/* A compute for @model on @device ("cpu", "cuda", "cuda:N"): copies the
+ * weights to the device on first use (posting llm-model-progress
+ * messages). Posts an element error and returns NULL if the device does
+ * not exist, or the model does not fit or cannot run there. */
+LlmCompute *gst_llm_element_make_compute (GstLlmElement * self,
+    LlmModel * model, const gchar * device, guint n_threads);
 /* Pad query function helper: answers llm.model context queries. */
 gboolean gst_llm_element_handle_query (GstLlmElement * self,
     GstQuery * query);

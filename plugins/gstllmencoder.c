@@ -34,6 +34,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_llm_encoder_debug);
 
 #define DEFAULT_CONTEXT_LENGTH 0
 #define DEFAULT_N_THREADS 0
+#define DEFAULT_DEVICE "cpu"
 #define DEFAULT_CONTEXT_OVERFLOW GST_LLM_CONTEXT_OVERFLOW_ERROR
 
 enum
@@ -43,6 +44,7 @@ enum
   PROP_CONTEXT_OVERFLOW,
   PROP_N_THREADS,
   PROP_ATTENTION,
+  PROP_DEVICE,
 };
 
 struct _GstLlmEncoder
@@ -54,6 +56,7 @@ struct _GstLlmEncoder
   guint context_length;
   GstLlmContextOverflow context_overflow;
   guint n_threads;
+  gchar *device;
   GstElement *attention;
 
   gint flushing;                /* atomic: unblocks a waiting chain */
@@ -132,8 +135,10 @@ ensure_compute (GstLlmEncoder * self, LlmModel * model)
 {
   if (self->compute)
     return TRUE;
-  self->compute = llm_compute_new (llm_model_get_file (model),
-      self->n_threads);
+  self->compute = gst_llm_element_make_compute (GST_LLM_ELEMENT (self),
+      model, self->device, self->n_threads);
+  if (self->compute == NULL)
+    return FALSE;
   self->hidden = g_new0 (float, llm_model_get_hparams (model)->dim);
   return TRUE;
 }
@@ -172,7 +177,10 @@ gst_llm_encoder_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
         ("token buffer without a sequence meta of one row"));
     return GST_FLOW_ERROR;
   }
-  ensure_compute (self, model);
+  if (!ensure_compute (self, model)) {
+    gst_buffer_unref (buf);
+    return GST_FLOW_ERROR;
+  }
   dim = llm_model_get_hparams (model)->dim;
   n_ctx = effective_context (self, model);
 
@@ -223,7 +231,7 @@ gst_llm_encoder_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     seq->id = meta->rows[0].seq_id;
     seq->n_prompt = n;
     seq->owner = self;
-    seq->kv = llm_kv_cache_new (llm_model_get_hparams (model), n_ctx, &err);
+    seq->kv = llm_compute_kv_cache_new (self->compute, n_ctx, &err);
     ok = seq->kv != NULL && llm_compute_forward (self->compute, seq->kv,
         (const gint32 *) map.data, n, self->hidden, &err);
     gst_buffer_unmap (buf, &map);
@@ -390,6 +398,10 @@ gst_llm_encoder_set_property (GObject * object, guint prop_id,
       gst_object_replace ((GstObject **) & self->attention,
           g_value_get_object (value));
       break;
+    case PROP_DEVICE:
+      g_free (self->device);
+      self->device = g_value_dup_string (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -415,6 +427,9 @@ gst_llm_encoder_get_property (GObject * object, guint prop_id,
     case PROP_ATTENTION:
       g_value_set_object (value, self->attention);
       break;
+    case PROP_DEVICE:
+      g_value_set_string (value, self->device);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -429,6 +444,7 @@ gst_llm_encoder_finalize (GObject * object)
   g_clear_pointer (&self->compute, llm_compute_free);
   g_clear_pointer (&self->hidden, g_free);
   gst_clear_object (&self->attention);
+  g_free (self->device);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -445,7 +461,7 @@ gst_llm_encoder_class_init (GstLlmEncoderClass * klass)
   g_object_class_install_property (gobject_class, PROP_CONTEXT_LENGTH,
       g_param_spec_uint ("context-length", "Context length",
           "Positions of each sequence's KV cache (prompt + generated "
-          "tokens); 0 = the model's training context", 0, 1 << 24,
+          "tokens); 0 = the model's training context", 0, G_MAXINT32,
           DEFAULT_CONTEXT_LENGTH, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_CONTEXT_OVERFLOW,
@@ -465,6 +481,10 @@ gst_llm_encoder_class_init (GstLlmEncoderClass * klass)
           "uses (NULL = defaults)", GST_TYPE_LLM_ATTENTION,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
+
+  g_object_class_install_property (gobject_class, PROP_DEVICE,
+      gst_llm_element_device_param_spec (DEFAULT_DEVICE, "; the prompt's "
+          "KV cache is made there, and llmdecoder (device=auto) follows"));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -501,4 +521,5 @@ gst_llm_encoder_init (GstLlmEncoder * self)
   self->context_length = DEFAULT_CONTEXT_LENGTH;
   self->context_overflow = DEFAULT_CONTEXT_OVERFLOW;
   self->n_threads = DEFAULT_N_THREADS;
+  self->device = g_strdup (DEFAULT_DEVICE);
 }

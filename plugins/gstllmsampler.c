@@ -14,6 +14,12 @@
  * plus the sequence's order of arrival, so one seed gives the same text on
  * every run.
  *
+ * Logits in device memory (caps feature `memory:CUDATensor`, from
+ * llmdecoder on a GPU) are sampled on their device: the random numbers are
+ * still drawn here, from each sequence's state, and only the chosen ids
+ * cross to the host. A repetition penalty needs the history, which lives
+ * here: with one, the logits are copied to the host and sampled there.
+ *
  * ## Example launch line
  * |[
  * echo -n "Once upon a time" | gst-launch-1.0 -q fdsrc ! \
@@ -27,6 +33,7 @@
 
 #include "gstllmsampler.h"
 #include "llm-caps.h"
+#include "llm-device-memory.h"
 #include "llm-events.h"
 #include "llm-meta.h"
 #include "llm-sampler.h"
@@ -67,8 +74,8 @@ struct _GstLlmSampler
   guint64 n_sequences;          /* sequences seen, for per-sequence seeds */
 };
 
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (LLM_CAPS_LOGITS_TEMPLATE));
+/* sink: the logits template in device memory and in system memory
+ * (class_init) */
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (LLM_CAPS_TOKENS_TEMPLATE));
@@ -98,19 +105,124 @@ sampler_for (GstLlmSampler * self, guint64 seq_id, guint n_vocab)
   return s;
 }
 
+/* The parameters a device sampler gets for @s, or FALSE if sampling @s
+ * needs the host (a repetition penalty reads the history kept here). */
+static gboolean
+device_params (LlmSampler * s, LlmSamplerParams * p)
+{
+  llm_sampler_get_params (s, p);
+  if (p->repeat_penalty != 1.0 && p->repeat_last_n > 0)
+    return FALSE;
+  p->repeat_penalty = 1.0;      /* a window of 0 makes any penalty a no-op */
+  p->seed = 0;                  /* the coins carry the randomness */
+  return TRUE;
+}
+
+static gboolean
+same_params (const LlmSamplerParams * a, const LlmSamplerParams * b)
+{
+  return a->temperature == b->temperature && a->top_k == b->top_k &&
+      a->top_p == b->top_p && a->min_p == b->min_p;
+}
+
+/* The one device memory of @buf if every row of it can be sampled on its
+ * device, else NULL. */
+static GstMemory *
+device_logits (GstBuffer * buf, LlmSampler ** s, guint n_rows)
+{
+  LlmSamplerParams p;
+  GstMemory *mem;
+
+  if (gst_buffer_n_memory (buf) != 1)
+    return NULL;
+  mem = gst_buffer_peek_memory (buf, 0);
+  if (!gst_is_llm_device_memory (mem) ||
+      llm_device_memory_get_backend (mem)->sample == NULL)
+    return NULL;
+  for (guint r = 0; r < n_rows; r++)
+    if (!device_params (s[r], &p))
+      return NULL;
+  return mem;
+}
+
+/* Samples the rows on the device of @mem. Each sequence's coin is drawn
+ * here, as llm_sampler_sample() would draw it, and the chosen id noted in
+ * its history, so the sequence's state is the same as after a host
+ * sample. Rows with equal parameters go in one call. */
+static gboolean
+sample_on_device (GstBuffer * buf, GstMemory * mem, LlmSampler ** s,
+    guint n_rows, guint n_vocab, gint32 * toks, GError ** error)
+{
+  const LlmBackend *backend = llm_device_memory_get_backend (mem);
+  gdouble coins[LLM_MAX_BATCH];
+  gboolean ok = TRUE;
+  GstMapInfo map;
+
+  if (!gst_buffer_map (buf, &map, (GstMapFlags) (LLM_MAP_DEVICE |
+              GST_MAP_READ))) {
+    g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED,
+        "cannot map the device logits");
+    return FALSE;
+  }
+  for (guint r = 0; r < n_rows; r++)
+    coins[r] = llm_sampler_needs_coin (s[r]) ?
+        llm_sampler_draw_coin (s[r]) : 0.0;
+  for (guint first = 0, end; ok && first < n_rows; first = end) {
+    LlmSamplerParams p, q;
+
+    device_params (s[first], &p);
+    for (end = first + 1; end < n_rows; end++) {
+      device_params (s[end], &q);
+      if (!same_params (&p, &q))
+        break;
+    }
+    ok = backend->sample (llm_device_memory_get_index (mem),
+        (const float *) map.data + (gsize) first * n_vocab, n_vocab,
+        end - first, &p, p.temperature > 0.0 ? coins + first : NULL,
+        toks + first, error);
+  }
+  gst_buffer_unmap (buf, &map);
+  if (ok)
+    for (guint r = 0; r < n_rows; r++)
+      llm_sampler_note (s[r], toks[r]);
+  return ok;
+}
+
+/* The CPU path; device memory is downloaded by the map (once). */
+static gboolean
+sample_on_host (GstBuffer * buf, LlmSampler ** s, guint n_rows,
+    guint n_vocab, gint32 * toks, GError ** error)
+{
+  GstMapInfo map;
+
+  if (!gst_buffer_map (buf, &map, GST_MAP_READ)) {
+    g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED,
+        "cannot map the logits");
+    return FALSE;
+  }
+  for (guint r = 0; r < n_rows; r++)
+    toks[r] = llm_sampler_sample (s[r], (const float *) map.data +
+        (gsize) r * n_vocab);
+  gst_buffer_unmap (buf, &map);
+  return TRUE;
+}
+
 static GstFlowReturn
 gst_llm_sampler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 {
   GstLlmSampler *self = GST_LLM_SAMPLER (parent);
   LlmSeqMeta *meta = llm_buffer_get_seq_meta (buf);
   LlmModel *model;
-  const LlmVocab *vocab;
+  guint n_vocab;
   guint64 ids[LLM_MAX_BATCH];
   gint32 toks[LLM_MAX_BATCH];
+  LlmSampler *samplers[LLM_MAX_BATCH];
   LlmSeqMeta *out_meta;
   GstBuffer *out;
-  GstMapInfo map;
+  GstMemory *mem;
   GstFlowReturn ret;
+  GError *err = NULL;
+  gboolean ok;
   guint n_rows;
 
   model = gst_llm_element_ensure_model (GST_LLM_ELEMENT (self), self->sinkpad);
@@ -118,11 +230,9 @@ gst_llm_sampler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     gst_buffer_unref (buf);
     return GST_FLOW_ERROR;
   }
-  vocab = llm_model_get_vocab (model);
-  gst_buffer_map (buf, &map, GST_MAP_READ);
-  if (meta == NULL || map.size != (gsize) meta->n_rows * vocab->n_tokens *
-      sizeof (float)) {
-    gst_buffer_unmap (buf, &map);
+  n_vocab = llm_model_get_vocab (model)->n_tokens;
+  if (meta == NULL || gst_buffer_get_size (buf) != (gsize) meta->n_rows *
+      n_vocab * sizeof (float)) {
     gst_buffer_unref (buf);
     GST_ELEMENT_ERROR (self, STREAM, FORMAT, (NULL),
         ("logits buffer does not match its sequence meta"));
@@ -132,17 +242,23 @@ gst_llm_sampler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   out = gst_buffer_new_allocate (NULL, n_rows * sizeof (gint32), NULL);
   out_meta = llm_buffer_add_seq_meta (out);
   for (guint r = 0; r < n_rows; r++) {
-    const float *logits = (const float *) map.data + (gsize) r *
-        vocab->n_tokens;
-    LlmSampler *s = sampler_for (self, meta->rows[r].seq_id, vocab->n_tokens);
-
+    samplers[r] = sampler_for (self, meta->rows[r].seq_id, n_vocab);
     ids[r] = meta->rows[r].seq_id;
-    toks[r] = llm_sampler_sample (s, logits);
     llm_seq_meta_add_row (out_meta, ids[r], meta->rows[r].position, 1);
   }
-  gst_buffer_fill (out, 0, toks, n_rows * sizeof (gint32));
-  gst_buffer_unmap (buf, &map);
+  if ((mem = device_logits (buf, samplers, n_rows)) != NULL)
+    ok = sample_on_device (buf, mem, samplers, n_rows, n_vocab, toks, &err);
+  else
+    ok = sample_on_host (buf, samplers, n_rows, n_vocab, toks, &err);
   gst_buffer_unref (buf);
+  if (!ok) {
+    gst_buffer_unref (out);
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Sampling failed: %s",
+            err->message), (NULL));
+    g_clear_error (&err);
+    return GST_FLOW_ERROR;
+  }
+  gst_buffer_fill (out, 0, toks, n_rows * sizeof (gint32));
 
   /* Downstream first, so that the token is out before the decoder can
    * announce the end of its sequence. */
@@ -302,6 +418,8 @@ gst_llm_sampler_class_init (GstLlmSamplerClass * klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstCaps *logits = llm_caps_add_device_variant (gst_caps_from_string
+      (LLM_CAPS_LOGITS_TEMPLATE));
   GParamFlags live = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
       GST_PARAM_MUTABLE_PLAYING;
 
@@ -341,7 +459,9 @@ gst_llm_sampler_class_init (GstLlmSamplerClass * klass)
           G_MAXINT64, DEFAULT_SEED, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
-  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_pad_template (element_class,
+      gst_pad_template_new ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, logits));
+  gst_caps_unref (logits);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class, "LLM sampler",
       "Filter/LLM",
@@ -357,7 +477,8 @@ gst_llm_sampler_class_init (GstLlmSamplerClass * klass)
 static void
 gst_llm_sampler_init (GstLlmSampler * self)
 {
-  self->sinkpad = gst_pad_new_from_static_template (&sink_template, "sink");
+  self->sinkpad = gst_pad_new_from_template (gst_element_class_get_pad_template
+      (GST_ELEMENT_GET_CLASS (self), "sink"), "sink");
   gst_pad_set_chain_function (self->sinkpad,
       GST_DEBUG_FUNCPTR (gst_llm_sampler_chain));
   gst_pad_set_event_function (self->sinkpad,

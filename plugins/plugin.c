@@ -12,11 +12,18 @@
 #include "gstllmencoder.h"
 #include "gstllmsampler.h"
 #include "gstllmtokenizer.h"
+#ifdef LLMASOS_HAVE_CUDA
+#include "llm-backend-cuda.h"
+#endif
 
 static gboolean
 plugin_init (GstPlugin * plugin)
 {
   gboolean ret = FALSE;
+
+#ifdef LLMASOS_HAVE_CUDA
+  llm_backend_cuda_register ();
+#endif
 
   ret |= GST_ELEMENT_REGISTER (llmtokenizer, plugin);
   ret |= GST_ELEMENT_REGISTER (llmencoder, plugin);

@@ -10,6 +10,7 @@
 #include "test-pipeline.h"
 #include "llm-model-file.h"
 #include "llm-vocab.h"
+#include "llm-caps.h"
 
 static gchar *model_dir;
 
@@ -381,6 +382,66 @@ GST_START_TEST (test_invalid_utf8)
 
 GST_END_TEST;
 
+/* llmdecoder offers, and llmsampler accepts, logits in device memory
+ * (memory:CUDATensor, first) and in system memory; queue and identity
+ * pass the feature on, a capsfilter of plain logits caps keeps system
+ * memory only. (The device path itself needs a GPU:
+ * tests/test-cuda-forward.c.) */
+GST_START_TEST (test_logits_caps_device_variant)
+{
+  const gchar *templ[][2] = { {"llmdecoder", "src"}, {"llmsampler", "sink"} };
+  const gchar *between[] = { "queue", "identity", "queue ! identity",
+    "capsfilter caps=application/x-llm-logits"
+  };
+  GstCaps *offer = llm_caps_add_device_variant (gst_caps_from_string
+      (LLM_MEDIA_LOGITS ", vocab-size=(int)512, dtype=(string)F32, "
+          "batch=(int)1"));
+
+  for (guint i = 0; i < G_N_ELEMENTS (templ); i++) {
+    GstElement *el = gst_element_factory_make (templ[i][0], NULL);
+    GstPad *pad = gst_element_get_static_pad (el, templ[i][1]);
+    GstCaps *caps = gst_pad_get_pad_template_caps (pad);
+
+    fail_unless_equals_int (gst_caps_get_size (caps), 2);
+    fail_unless (llm_caps_is_device (caps), "%s: device memory not first",
+        templ[i][0]);
+    fail_unless (gst_caps_features_is_equal (gst_caps_get_features (caps, 1),
+            GST_CAPS_FEATURES_MEMORY_SYSTEM_MEMORY));
+    fail_unless_equals_string (gst_structure_get_name
+        (gst_caps_get_structure (caps, 1)), LLM_MEDIA_LOGITS);
+    /* before negotiation the src pad's query answers the template */
+    gst_caps_unref (caps);
+    caps = gst_pad_query_caps (pad, NULL);
+    fail_unless (llm_caps_is_device (caps) && gst_caps_get_size (caps) == 2);
+    gst_caps_unref (caps);
+    gst_object_unref (pad);
+    gst_object_unref (el);
+  }
+
+  for (guint i = 0; i < G_N_ELEMENTS (between); i++) {
+    g_autofree gchar *desc = g_strdup_printf ("%s name=first ! llmsampler",
+        between[i]);
+    GstElement *bin = gst_parse_bin_from_description (desc, FALSE, NULL);
+    GstElement *first = gst_bin_get_by_name (GST_BIN (bin), "first");
+    GstPad *sink = gst_element_get_static_pad (first, "sink");
+    GstCaps *got = gst_pad_query_caps (sink, offer);
+    gboolean forced = g_str_has_prefix (between[i], "capsfilter");
+    gchar *str = gst_caps_to_string (got);
+
+    fail_if (gst_caps_is_empty (got), "%s: nothing accepted", between[i]);
+    fail_unless (llm_caps_is_device (got) == !forced, "%s: %s", between[i],
+        str);
+    g_free (str);
+    gst_caps_unref (got);
+    gst_object_unref (sink);
+    gst_object_unref (first);
+    gst_object_unref (bin);
+  }
+  gst_caps_unref (offer);
+}
+
+GST_END_TEST;
+
 static Suite *
 elements_suite (void)
 {
@@ -404,6 +465,7 @@ elements_suite (void)
   tcase_add_test (tc, test_no_model);
   tcase_add_test (tc, test_tokenizer_element_reference);
   tcase_add_test (tc, test_invalid_utf8);
+  tcase_add_test (tc, test_logits_caps_device_variant);
   return s;
 }
 

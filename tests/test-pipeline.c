@@ -34,12 +34,26 @@ on_tokens (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   return GST_PAD_PROBE_OK;
 }
 
+static GstPadProbeReturn
+on_dec_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  LlmRunResult *r = user_data;
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+  GstCaps *caps;
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CAPS) {
+    gst_event_parse_caps (event, &caps);
+    gst_caps_replace (&r->dec_caps, caps);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
 LlmRunResult *
 llm_run_pipeline (const gchar * desc, const gchar * prompt)
 {
   LlmRunResult *r = g_new0 (LlmRunResult, 1);
   GError *err = NULL;
-  GstElement *pipeline, *src, *sink, *sam;
+  GstElement *pipeline, *src, *sink, *sam, *dec;
   GstBus *bus;
   GstMessage *msg;
 
@@ -60,6 +74,14 @@ llm_run_pipeline (const gchar * desc, const gchar * prompt)
     gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_tokens, r, NULL);
     gst_object_unref (pad);
     gst_object_unref (sam);
+  }
+  dec = gst_bin_get_by_name (GST_BIN (pipeline), "dec");
+  if (dec) {
+    GstPad *pad = gst_element_get_static_pad (dec, "src");
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_dec_caps,
+        r, NULL);
+    gst_object_unref (pad);
+    gst_object_unref (dec);
   }
 
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
@@ -105,6 +127,7 @@ llm_run_result_free (LlmRunResult * r)
 {
   g_string_free (r->text, TRUE);
   g_array_unref (r->tokens);
+  gst_clear_caps (&r->dec_caps);
   g_free (r->error);
   g_free (r);
 }

@@ -10,10 +10,12 @@ typedef struct {
   GArray *tokens;               /* gint32 ids leaving llmsampler "sam" */
   gchar *error;                 /* the first error message, or NULL */
   gboolean eos;
+  GstCaps *dec_caps;            /* the last caps llmdecoder "dec" sent */
 } LlmRunResult;
 
 /* Runs @desc, which must contain `appsrc name=src` (unless @prompt is
- * NULL), `llmsampler name=sam` (optional) and end in `appsink name=sink`;
+ * NULL), `llmsampler name=sam` and `llmdecoder name=dec` (optional) and
+ * end in `appsink name=sink`;
  * pushes @prompt (may hold several lines) then EOS, and waits for EOS or an
  * error. */
 LlmRunResult *llm_run_pipeline (const gchar * desc, const gchar * prompt);

@@ -573,6 +573,100 @@ GST_START_TEST (test_temperature_limit)
 
 GST_END_TEST;
 
+/* The split draw: llm_sampler_draw_coin() + llm_sampler_sample_with_coin()
+ * give the same tokens as llm_sampler_sample() with the same seed, on
+ * every path (greedy, plain, top-k, top-p sorted and unsorted, min-p,
+ * repetition penalty), and greedy consumes no coin. */
+GST_START_TEST (test_sample_with_coin)
+{
+  static const gdouble settings[][4] = {
+    {0.0, 0, 1.0, 0.0}, {1.0, 0, 1.0, 0.0}, {0.8, 40, 0.95, 0.0},
+    {1.0, 0, 0.9, 0.0}, {0.7, 0, 1.0, 0.05}, {1.3, 100, 0.8, 0.02},
+    {1.0, 0, 0.5, 0.1}, {0.5, 1, 1.0, 0.0},
+  };
+  const guint n = 3001;
+  GRand *rand = g_rand_new_with_seed (7);
+  float *logits = g_new (float, n);
+  guint c, t;
+
+  for (c = 0; c < G_N_ELEMENTS (settings); c++) {
+    LlmSamplerParams p = params_with (settings[c][0], (guint) settings[c][1],
+        settings[c][2], settings[c][3]), got;
+    g_autoptr (LlmSampler) a = NULL;
+    g_autoptr (LlmSampler) b = NULL;
+
+    p.seed = 1000 + c;
+    p.repeat_penalty = c % 2 ? 1.3 : 1.0;
+    a = llm_sampler_new (&p, n);
+    b = llm_sampler_new (&p, n);
+    llm_sampler_get_params (b, &got);
+    fail_unless (memcmp (&got, &p, sizeof (p)) == 0);
+    fail_unless_equals_int (llm_sampler_needs_coin (b), p.temperature > 0);
+    for (t = 0; t < 200; t++) {
+      gint32 want, id;
+      gdouble coin;
+
+      random_logits (rand, logits, n, 4.0);
+      want = llm_sampler_sample (a, logits);
+      coin = llm_sampler_needs_coin (b) ? llm_sampler_draw_coin (b) : 0.5;
+      fail_unless (coin >= 0.0 && coin < 1.0);
+      id = llm_sampler_sample_with_coin (b, logits, coin);
+      fail_unless_equals_int (id, want);
+    }
+  }
+  g_free (logits);
+  g_rand_free (rand);
+}
+
+GST_END_TEST;
+
+/* The coin picks along the cumulative weights: on 3 equal logits, coins
+ * in [0, 1/3) give id 0, [1/3, 2/3) id 1, the rest id 2; with top-k on,
+ * the order is best first. llm_sampler_note() feeds the penalty. */
+GST_START_TEST (test_coin_order)
+{
+  const float flat[3] = { 1.0f, 1.0f, 1.0f }, skew[3] = { 0.0f, 0.0f, 1.0f };
+  const float near[3] = { 0.05f, 0.0f, 1.0f };
+  LlmSamplerParams p = params_with (1.0, 0, 1.0, 0.0);
+  g_autoptr (LlmSampler) s = llm_sampler_new (&p, 3);
+  g_autoptr (LlmSampler) k = NULL;
+  g_autoptr (LlmSampler) g = NULL;
+  gdouble e = exp (1.0);
+
+  fail_unless_equals_int (llm_sampler_sample_with_coin (s, flat, 0.0), 0);
+  fail_unless_equals_int (llm_sampler_sample_with_coin (s, flat, 0.33), 0);
+  fail_unless_equals_int (llm_sampler_sample_with_coin (s, flat, 0.34), 1);
+  fail_unless_equals_int (llm_sampler_sample_with_coin (s, flat, 0.66), 1);
+  fail_unless_equals_int (llm_sampler_sample_with_coin (s, flat, 0.67), 2);
+  fail_unless_equals_int (llm_sampler_sample_with_coin (s, flat, 0.999), 2);
+  /* Id order: ids 0, 1 carry 1 / (2 + e) each, then id 2. */
+  fail_unless_equals_int (llm_sampler_sample_with_coin (s, skew,
+          0.99 / (2 + e)), 0);
+  fail_unless_equals_int (llm_sampler_sample_with_coin (s, skew,
+          1.01 * 2 / (2 + e)), 2);
+  /* Top-k 2 keeps ids 2 and 0 (the lower id wins the tie), best first:
+   * id 2 carries e / (1 + e). */
+  p.top_k = 2;
+  k = llm_sampler_new (&p, 3);
+  fail_unless_equals_int (llm_sampler_sample_with_coin (k, skew,
+          0.99 * e / (1 + e)), 2);
+  fail_unless_equals_int (llm_sampler_sample_with_coin (k, skew,
+          1.01 * e / (1 + e)), 0);
+
+  /* note(): a penalty of 100 on id 2 (1.0 / 100 = 0.01) makes id 0
+   * (0.05) the greedy choice. */
+  p = params_with (0.0, 0, 1.0, 0.0);
+  p.repeat_penalty = 100.0;
+  g = llm_sampler_new (&p, 3);
+  fail_unless_equals_int (llm_sampler_sample_with_coin (g, near, 0.0), 2);
+  g_clear_pointer (&g, llm_sampler_free);
+  g = llm_sampler_new (&p, 3);
+  llm_sampler_note (g, 2);
+  fail_unless_equals_int (llm_sampler_sample_with_coin (g, near, 0.0), 0);
+}
+
+GST_END_TEST;
+
 static Suite *
 sampler_suite (void)
 {
@@ -591,6 +685,8 @@ sampler_suite (void)
   tcase_add_test (tc, test_min_p);
   tcase_add_test (tc, test_repeat_penalty);
   tcase_add_test (tc, test_temperature_limit);
+  tcase_add_test (tc, test_sample_with_coin);
+  tcase_add_test (tc, test_coin_order);
   return s;
 }
 

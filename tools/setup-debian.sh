@@ -7,6 +7,7 @@ pkgs=(
   libglib2.0-dev libjson-glib-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base
+  libgstreamer-plugins-bad1.0-dev  # libgstcuda-1.0: gst.cuda.context (plugins/gstllmcudacontext.c)
   valgrind
   clang libclang-rt-14-dev  # libFuzzer and the sanitizers (tools/fuzz-run.sh)
 )

@@ -1,0 +1,503 @@
+/* LLMasOS - the llama forward pass on the GPU.
+ *
+ * The same layer loop as core/llm-forward.c (read that first), with every
+ * step a kernel of kernels/ on one stream:
+ *
+ *   x = embedding[token]
+ *   for each layer:
+ *     xb = rmsnorm(x) * attn_norm
+ *     q|k|v = wqkv xb;  rope(q|k);  cache k, v
+ *     x += wo attention(q, cached k, cached v)
+ *     xb = rmsnorm(x) * ffn_norm
+ *     g|u = w_gate_up xb
+ *     x += w_down (silu(g) * u)
+ *   hidden = rmsnorm(x) * out_norm
+ *
+ * (wq, wk, wv are stacked into one matrix at upload, w_gate and w_up too:
+ * one launch each instead of three and two, on larger matrices; q and k
+ * then sit side by side, so one RoPE launch rotates both.)
+ *
+ * Decode (one token) reads every weight once through the matvecs; the
+ * step is captured as a CUDA graph per KV cache, its token and position
+ * read from device memory, so that a step costs one launch. Prefill runs
+ * blocks of up to PREFILL_BLOCK tokens: GEMMs through cuBLAS (quantized
+ * weights dequantized to F16 for it, a layer's matrix at a time) and the
+ * fused causal attention kernel.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "llm-forward-cuda.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "llm-error.h"
+
+/* Tokens per prefill pass. */
+#define PREFILL_BLOCK 512
+/* Below this many tokens, quantized weights go through the multi-vector
+ * matvec (reads them once per 8 tokens) rather than a dequantize + GEMM. */
+#define QUANT_GEMM_MIN_TOKENS 32
+#define MULTI_MAX 8
+/* Graphs kept per compute (one per KV cache it decoded); past this they
+ * are all dropped and recaptured as needed. */
+#define MAX_GRAPHS 16
+
+struct _LlmCudaKv
+{
+  guint64 id;                   /* unique in the process (graph cache key) */
+  gint device;
+  LlmDType dtype;
+  guint n_layers;
+  guint kv_dim;
+  guint n_ctx;
+  guint len;
+  void *k;                      /* [n_layers][n_ctx][kv_dim] */
+  void *v;
+};
+
+struct _LlmCudaCompute
+{
+  const LlmCudaWeights *w;
+  LlmHParams hp;
+  guint q_dim;
+  guint kv_dim;
+  guint qkv_dim;                /* q_dim + 2 kv_dim: a row of c->qkv */
+  float scale;                  /* of q . k */
+  LlmCudaStream *stream;
+  gboolean graphs_enabled;
+  GHashTable *graphs;           /* kv id -> LlmCudaGraph */
+
+  /* device activations, PREFILL_BLOCK rows each */
+  float *x, *xb, *qkv, *att, *gate_up, *hb;
+  guint16 *xh;                  /* F16/BF16 copy of a GEMM's input */
+  guint16 *wh;                  /* a dequantized weight matrix (lazy) */
+  gsize wh_bytes;
+  float *hidden;                /* [dim], the last token's */
+  float *logits;                /* [n_vocab] */
+  float *att_scratch;           /* for caches of up to att_scratch_ctx */
+  guint att_scratch_ctx;
+  gint32 *tokens;               /* [PREFILL_BLOCK] */
+  gint32 *step;                 /* device {token, pos, pos + 1} */
+  gint32 *step_host;            /* pinned staging of the same */
+  gint32 *tokens_host;          /* pinned [PREFILL_BLOCK] */
+  GPtrArray *allocations;
+};
+
+static guint64 next_kv_id = 1;
+
+/* --- KV caches --- */
+
+LlmCudaKv *
+llm_cuda_kv_new (const LlmCudaWeights * w, guint n_ctx, GError ** error)
+{
+  const LlmHParams *hp = &w->hp;
+  LlmCudaKv *kv = g_new0 (LlmCudaKv, 1);
+  guint64 bytes;
+
+  kv->id = g_atomic_pointer_add (&next_kv_id, 1);
+  kv->device = w->device;
+  kv->dtype = w->layers[0].wqkv.dtype == LLM_DTYPE_F32 ? LLM_DTYPE_F32 :
+      LLM_DTYPE_F16;
+  kv->n_layers = hp->n_layers;
+  kv->kv_dim = hp->n_kv_heads * hp->head_dim;
+  kv->n_ctx = n_ctx;
+  bytes = (guint64) kv->n_layers * n_ctx * kv->kv_dim *
+      (kv->dtype == LLM_DTYPE_F32 ? 4 : 2);
+  if ((kv->k = llm_cuda_alloc (bytes, error)) == NULL ||
+      (kv->v = llm_cuda_alloc (bytes, error)) == NULL) {
+    g_prefix_error (error, "cannot make a KV cache of %u positions "
+        "(%" G_GUINT64_FORMAT " MiB of keys and values, %s) on the GPU: ",
+        n_ctx, (2 * bytes) >> 20, llm_dtype_name (kv->dtype));
+    llm_cuda_kv_free (kv);
+    return NULL;
+  }
+  return kv;
+}
+
+void
+llm_cuda_kv_free (LlmCudaKv * kv)
+{
+  if (kv == NULL)
+    return;
+  llm_cuda_free (kv->k);
+  llm_cuda_free (kv->v);
+  g_free (kv);
+}
+
+guint
+llm_cuda_kv_len (const LlmCudaKv * kv)
+{
+  return kv->len;
+}
+
+void
+llm_cuda_kv_truncate (LlmCudaKv * kv, guint len)
+{
+  kv->len = MIN (kv->len, len);
+}
+
+LlmDType
+llm_cuda_kv_dtype (const LlmCudaKv * kv)
+{
+  return kv->dtype;
+}
+
+static gsize
+kv_layer_offset (const LlmCudaKv * kv, guint l)
+{
+  return (gsize) l * kv->n_ctx * kv->kv_dim * (kv->dtype == LLM_DTYPE_F32 ?
+      4 : 2);
+}
+
+/* --- computes --- */
+
+static gpointer
+scratch (LlmCudaCompute * c, gsize bytes, GError ** error)
+{
+  gpointer p = llm_cuda_alloc (MAX (bytes, 16), error);
+
+  if (p != NULL)
+    g_ptr_array_add (c->allocations, p);
+  return p;
+}
+
+void
+llm_cuda_compute_free (LlmCudaCompute * c)
+{
+  if (c == NULL)
+    return;
+  if (c->stream)
+    llm_cuda_stream_sync (c->stream, NULL);
+  g_clear_pointer (&c->graphs, g_hash_table_unref);
+  g_clear_pointer (&c->stream, llm_cuda_stream_free);
+  g_ptr_array_unref (c->allocations);
+  llm_cuda_host_free (c->step_host);
+  llm_cuda_host_free (c->tokens_host);
+  g_free (c);
+}
+
+LlmCudaCompute *
+llm_cuda_compute_new (const LlmCudaWeights * w, GError ** error)
+{
+  const LlmHParams *hp = &w->hp;
+  LlmCudaCompute *c = g_new0 (LlmCudaCompute, 1);
+  gsize B = PREFILL_BLOCK, f = sizeof (float);
+  guint widest;
+  const gchar *env = g_getenv ("LLMASOS_CUDA_GRAPHS");
+
+  c->w = w;
+  c->hp = *hp;
+  c->q_dim = hp->n_heads * hp->head_dim;
+  c->kv_dim = hp->n_kv_heads * hp->head_dim;
+  c->qkv_dim = c->q_dim + 2 * c->kv_dim;
+  c->scale = hp->attn_scale > 0 ? hp->attn_scale :
+      1.0f / sqrtf ((float) hp->head_dim);
+  c->graphs_enabled = env == NULL || strcmp (env, "0") != 0;
+  c->graphs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+      (GDestroyNotify) llm_cuda_graph_free);
+  c->allocations = g_ptr_array_new_with_free_func (llm_cuda_free);
+  widest = MAX (MAX (hp->dim, hp->ffn_dim), c->q_dim);
+  /* (xh holds a GEMM's input: at most ffn_dim columns) */
+
+  if (!llm_cuda_device_open (w->device, NULL, error) ||
+      (c->stream = llm_cuda_stream_new (error)) == NULL ||
+      (c->x = scratch (c, B * hp->dim * f, error)) == NULL ||
+      (c->xb = scratch (c, B * hp->dim * f, error)) == NULL ||
+      (c->qkv = scratch (c, B * c->qkv_dim * f, error)) == NULL ||
+      (c->att = scratch (c, B * c->q_dim * f, error)) == NULL ||
+      (c->gate_up = scratch (c, B * 2 * hp->ffn_dim * f, error)) == NULL ||
+      (c->hb = scratch (c, B * hp->ffn_dim * f, error)) == NULL ||
+      (c->xh = scratch (c, B * widest * 2, error)) == NULL ||
+      (c->hidden = scratch (c, hp->dim * f, error)) == NULL ||
+      (c->logits = scratch (c, (gsize) hp->n_vocab * f, error)) == NULL ||
+      (c->tokens = scratch (c, B * sizeof (gint32), error)) == NULL ||
+      (c->step = scratch (c, 4 * sizeof (gint32), error)) == NULL ||
+      (c->step_host = llm_cuda_host_alloc (4 * sizeof (gint32),
+              error)) == NULL ||
+      (c->tokens_host = llm_cuda_host_alloc (B * sizeof (gint32),
+              error)) == NULL) {
+    g_prefix_error (error, "cannot set up the GPU computation: ");
+    llm_cuda_compute_free (c);
+    return NULL;
+  }
+  return c;
+}
+
+LlmCudaStream *
+llm_cuda_compute_get_stream (LlmCudaCompute * c)
+{
+  return c->stream;
+}
+
+float *
+llm_cuda_compute_logits_buffer (LlmCudaCompute * c)
+{
+  return c->logits;
+}
+
+/* out[t] = M x[t] for @n rows of @x: matvecs for few tokens, GEMMs (cuBLAS)
+ * for many. */
+static gboolean
+project (LlmCudaCompute * c, float *out, const LlmCudaMatrix * m,
+    const float *x, guint n, GError ** error)
+{
+  LlmCudaStream *s = c->stream;
+  LlmDType half = m->dtype == LLM_DTYPE_BF16 ? LLM_DTYPE_BF16 : LLM_DTYPE_F16;
+  const void *wdata = m->data;
+
+  if (n == 1) {
+    llm_cuda_matvec_packed (out, m->data, m->dtype, x, m->rows, m->cols, s);
+    return TRUE;
+  }
+  if (m->dtype == LLM_DTYPE_F32 || ((m->dtype == LLM_DTYPE_Q8_0 ||
+              m->dtype == LLM_DTYPE_Q4_0) && n < QUANT_GEMM_MIN_TOKENS)) {
+    for (guint t = 0; t < n; t += MULTI_MAX)
+      llm_cuda_matvec_packed_multi (out + (gsize) t * m->rows, m->data,
+          m->dtype, x + (gsize) t * m->cols, MIN (MULTI_MAX, n - t), m->rows,
+          m->cols, s);
+    return TRUE;
+  }
+  if (m->dtype != LLM_DTYPE_F16 && m->dtype != LLM_DTYPE_BF16) {
+    gsize bytes = (gsize) m->rows * m->cols * 2;
+
+    if (bytes > c->wh_bytes) {
+      if (c->wh != NULL)
+        g_ptr_array_remove_fast (c->allocations, c->wh);
+      c->wh = scratch (c, bytes, error);
+      c->wh_bytes = c->wh ? bytes : 0;
+      if (c->wh == NULL)
+        return FALSE;
+    }
+    llm_cuda_matrix_dequantize_f16 (c->wh, m->data, m->dtype, m->rows,
+        m->cols, s);
+    wdata = c->wh;
+  }
+  llm_cuda_convert_f32 (c->xh, half, x, (gsize) n * m->cols, s);
+  return llm_cuda_matmul_half (out, wdata, c->xh, half, m->rows, m->cols, n,
+      s, error);
+}
+
+/* x[t] += M y[t]: the residual branches; fused into the matvec for one
+ * token. @tmp: n rows of M's outputs. */
+static gboolean
+project_add (LlmCudaCompute * c, float *x, const LlmCudaMatrix * m,
+    const float *y, float *tmp, guint n, GError ** error)
+{
+  if (n == 1) {
+    llm_cuda_matvec_packed_add (x, m->data, m->dtype, y, m->rows, m->cols,
+        c->stream);
+    return TRUE;
+  }
+  if (!project (c, tmp, m, y, n, error))
+    return FALSE;
+  llm_cuda_vector_add (x, tmp, (gsize) n * m->rows, c->stream);
+  return TRUE;
+}
+
+/* The layers for @n tokens at positions pos0 ..; for one token the
+ * positions come from c->step on the device (graph-safe). */
+static gboolean
+run_layers (LlmCudaCompute * c, LlmCudaKv * kv, guint n, guint pos0,
+    GError ** error)
+{
+  const LlmHParams *hp = &c->hp;
+  const LlmCudaWeights *w = c->w;
+  LlmCudaStream *s = c->stream;
+  gboolean decode = n == 1;
+  gboolean interleaved = hp->rope_style == LLM_ROPE_INTERLEAVED;
+
+  llm_cuda_embedding_gather (c->x, w->tok_embd.data, w->tok_embd.dtype,
+      hp->n_vocab, hp->dim, decode ? c->step : c->tokens, n, s);
+  for (guint l = 0; l < hp->n_layers; l++) {
+    const LlmCudaLayer *L = &w->layers[l];
+    guint8 *kc = (guint8 *) kv->k + kv_layer_offset (kv, l);
+    guint8 *vc = (guint8 *) kv->v + kv_layer_offset (kv, l);
+
+    float *k = c->qkv + c->q_dim, *v = k + c->kv_dim;
+
+    llm_cuda_rmsnorm_forward (c->xb, c->x, L->attn_norm.data,
+        L->attn_norm.dtype, hp->dim, n, hp->rms_eps, s);
+    if (!project (c, c->qkv, &L->wqkv, c->xb, n, error))
+      return FALSE;
+    /* q's heads and k's are adjacent in a row: one rotation for both */
+    if (decode) {
+      llm_cuda_rope_apply_at (c->qkv, 1, c->qkv_dim,
+          hp->n_heads + hp->n_kv_heads, hp->head_dim, c->step + 1,
+          hp->rope_theta, interleaved, s);
+      llm_cuda_kv_store (kc, vc, kv->dtype, k, v, c->qkv_dim, 1, c->kv_dim,
+          0, c->step + 1, s);
+      llm_cuda_attention_decode_at (c->att, c->qkv, kc, vc, kv->dtype,
+          c->step + 2, kv->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+          c->kv_dim, c->scale, 0, c->att_scratch, s);
+    } else {
+      llm_cuda_rope_apply (c->qkv, n, c->qkv_dim,
+          hp->n_heads + hp->n_kv_heads, hp->head_dim, pos0, hp->rope_theta,
+          interleaved, s);
+      llm_cuda_kv_store (kc, vc, kv->dtype, k, v, c->qkv_dim, n, c->kv_dim,
+          pos0, NULL, s);
+      llm_cuda_attention_prefill (c->att, c->qkv, c->qkv_dim, kc, vc,
+          kv->dtype, pos0, n, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+          c->kv_dim, c->scale, 0, s);
+    }
+    if (!project_add (c, c->x, &L->wo, c->att, c->xb, n, error))
+      return FALSE;
+
+    llm_cuda_rmsnorm_forward (c->xb, c->x, L->ffn_norm.data,
+        L->ffn_norm.dtype, hp->dim, n, hp->rms_eps, s);
+    if (!project (c, c->gate_up, &L->w_gate_up, c->xb, n, error))
+      return FALSE;
+    llm_cuda_swiglu_rows (c->hb, c->gate_up, n, hp->ffn_dim, s);
+    if (!project_add (c, c->x, &L->w_down, c->hb, c->xb, n, error))
+      return FALSE;
+  }
+  llm_cuda_rmsnorm_forward (c->hidden, c->x + (gsize) (n - 1) * hp->dim,
+      w->out_norm.data, w->out_norm.dtype, hp->dim, 1, hp->rms_eps, s);
+  return TRUE;
+}
+
+/* Decode attention's scratch, for caches of @n_ctx positions. Graphs
+ * hold its address: they go when it moves. */
+static gboolean
+ensure_att_scratch (LlmCudaCompute * c, guint n_ctx, GError ** error)
+{
+  if (c->att_scratch != NULL && n_ctx <= c->att_scratch_ctx)
+    return TRUE;
+  if (c->att_scratch != NULL) {
+    llm_cuda_stream_sync (c->stream, NULL);
+    g_hash_table_remove_all (c->graphs);
+    g_ptr_array_remove_fast (c->allocations, c->att_scratch);
+  }
+  c->att_scratch = scratch (c,
+      llm_cuda_attention_decode_at_scratch_bytes (c->hp.n_heads,
+          c->hp.head_dim, n_ctx), error);
+  c->att_scratch_ctx = c->att_scratch ? n_ctx : 0;
+  return c->att_scratch != NULL;
+}
+
+/* One token through the graph captured for @kv (captured now if needed);
+ * FALSE only on a real error: a capture that fails turns graphs off and
+ * runs the step directly. */
+static gboolean
+decode_step (LlmCudaCompute * c, LlmCudaKv * kv, GError ** error)
+{
+  LlmCudaGraph *graph = NULL;
+  GError *err = NULL;
+
+  if (!llm_cuda_copy (c->step, c->step_host, 3 * sizeof (gint32),
+          LLM_CUDA_HOST_TO_DEVICE, c->stream, error))
+    return FALSE;
+  if (!c->graphs_enabled)
+    return run_layers (c, kv, 1, 0, error);
+
+  graph = g_hash_table_lookup (c->graphs, &kv->id);
+  if (graph == NULL) {
+    if (g_hash_table_size (c->graphs) >= MAX_GRAPHS)
+      g_hash_table_remove_all (c->graphs);
+    if (!llm_cuda_graph_begin (c->stream, &err))
+      goto no_graph;
+    if (!run_layers (c, kv, 1, 0, &err)) {
+      llm_cuda_graph_free (llm_cuda_graph_end (c->stream, NULL));
+      goto no_graph;
+    }
+    if ((graph = llm_cuda_graph_end (c->stream, &err)) == NULL)
+      goto no_graph;
+    g_hash_table_insert (c->graphs, g_memdup2 (&kv->id, sizeof kv->id),
+        graph);
+  }
+  return llm_cuda_graph_launch (graph, c->stream, error);
+
+no_graph:
+  g_warning ("CUDA graphs turned off, decoding step by step: %s",
+      err->message);
+  g_clear_error (&err);
+  c->graphs_enabled = FALSE;
+  return run_layers (c, kv, 1, 0, error);
+}
+
+gboolean
+llm_cuda_compute_forward (LlmCudaCompute * c, LlmCudaKv * kv,
+    const gint32 * tokens, guint n, float *hidden_out, GError ** error)
+{
+  const LlmHParams *hp = &c->hp;
+
+  g_return_val_if_fail (c != NULL && kv != NULL, FALSE);
+  g_return_val_if_fail (n == 0 || tokens != NULL, FALSE);
+
+  if (n == 0) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_INPUT, "no tokens to run");
+    return FALSE;
+  }
+  if (kv->device != c->w->device || kv->n_layers != hp->n_layers ||
+      kv->kv_dim != c->kv_dim) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_MISMATCH,
+        "the KV cache was made for another model or GPU");
+    return FALSE;
+  }
+  if ((guint64) kv->len + n > kv->n_ctx) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_CONTEXT_FULL,
+        "%u tokens do not fit in the context: %u of %u positions are used",
+        n, kv->len, kv->n_ctx);
+    return FALSE;
+  }
+  for (guint i = 0; i < n; i++) {
+    if (tokens[i] < 0 || (guint) tokens[i] >= hp->n_vocab) {
+      g_set_error (error, LLM_ERROR, LLM_ERROR_INPUT,
+          "token id %d is outside the vocabulary (%u tokens)", tokens[i],
+          hp->n_vocab);
+      return FALSE;
+    }
+  }
+
+  if (n == 1) {
+    if (!ensure_att_scratch (c, kv->n_ctx, error))
+      return FALSE;
+    c->step_host[0] = tokens[0];
+    c->step_host[1] = (gint32) kv->len;
+    c->step_host[2] = (gint32) kv->len + 1;
+    if (!decode_step (c, kv, error))
+      return FALSE;
+  } else {
+    for (guint done = 0; done < n;) {
+      guint b = MIN (n - done, PREFILL_BLOCK);
+
+      memcpy (c->tokens_host, tokens + done, b * sizeof (gint32));
+      if (!llm_cuda_copy (c->tokens, c->tokens_host, b * sizeof (gint32),
+              LLM_CUDA_HOST_TO_DEVICE, c->stream, error) ||
+          !run_layers (c, kv, b, kv->len + done, error))
+        return FALSE;
+      done += b;
+      /* the staging buffer is reused by the next block */
+      if (done < n && !llm_cuda_stream_sync (c->stream, error))
+        return FALSE;
+    }
+  }
+  if (hidden_out != NULL &&
+      !llm_cuda_copy (hidden_out, c->hidden, hp->dim * sizeof (float),
+          LLM_CUDA_DEVICE_TO_HOST, c->stream, error))
+    return FALSE;
+  if (!llm_cuda_stream_sync (c->stream, error))
+    return FALSE;
+  kv->len += n;
+  return TRUE;
+}
+
+gboolean
+llm_cuda_compute_logits (LlmCudaCompute * c, const float *hidden,
+    float *logits_device, float *logits_host, GError ** error)
+{
+  const LlmHParams *hp = &c->hp;
+  const LlmCudaMatrix *out = &c->w->output;
+  float *dst = logits_device ? logits_device : c->logits;
+
+  if (hidden != NULL && !llm_cuda_copy (c->hidden, hidden,
+          hp->dim * sizeof (float), LLM_CUDA_HOST_TO_DEVICE, c->stream,
+          error))
+    return FALSE;
+  llm_cuda_matvec_packed (dst, out->data, out->dtype, c->hidden, out->rows,
+      out->cols, c->stream);
+  if (logits_host != NULL && !llm_cuda_copy (logits_host, dst,
+          (gsize) hp->n_vocab * sizeof (float), LLM_CUDA_DEVICE_TO_HOST,
+          c->stream, error))
+    return FALSE;
+  return llm_cuda_stream_sync (c->stream, error);
+}

@@ -1,0 +1,476 @@
+/* LLMasOS - the CUDA attention kernels of a decode step under a CUDA graph
+ * (llm_cuda_attention_decode_at) and of prompt prefill
+ * (llm_cuda_attention_prefill) against llm_attention_causal_strided().
+ *
+ * Random queries, keys and values; several head shapes (Llama-3-8B's
+ * 32 q / 8 kv x 128, Gemma 3 270M's 4 / 1 x 256, stories260K's 8 / 4 x 8,
+ * plain multi-head x 64, odd head sizes), GQA ratios 1, 2 and 4, sliding
+ * windows, scales other than 1/sqrt(head_dim), F32 and F16 caches (the CPU
+ * gets the F16-rounded keys and values). Errors are measured as in
+ * test-kernels-cuda.c: |got - want| / |m|, m = sum_p p_p |v_p| over the
+ * positions a query sees. Bounds:
+ *
+ * - decode_at, F32 and F16 caches: 1e-5 of the magnitude (F32 arithmetic
+ *   throughout; only the order of the additions differs).
+ * - prefill on the F32 tiled kernel (F32 caches, and F16 caches whose
+ *   head_dim is not 64/128/256 or whose rows are not 16-byte aligned):
+ *   1e-5.
+ * - prefill on the tensor-core kernel (F16 cache, head_dim 64/128/256):
+ *   1e-3. The kernel rounds q to F16 (the test hands the CPU the same
+ *   rounded q) and the softmax probabilities to F16 for the P.V product:
+ *   each probability is off by at most 2^-11 of itself, so the output by
+ *   at most 2^-11 = 4.9e-4 of the magnitude, plus F32 rounding.
+ *
+ * The decode_at test keeps one grid, one scratch buffer and one cache of
+ * 4100 positions, and changes only the position count in device memory
+ * between launches, as a replayed CUDA graph would; counts of 1, 2, 31,
+ * 1000 and 4097, a count above the cache (clamped) and a count of 0
+ * (zeros) are checked; then the launch is captured once as a CUDA graph
+ * (llm_cuda_graph_begin/end) and replayed at other counts.
+ *
+ * Without a usable GPU the program says why and exits 77 (meson: SKIP).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <gst/check/gstcheck.h>
+#include <math.h>
+#include <string.h>
+
+#include "llm-attention.h"
+#include "llm-cpu-ops.h"
+#include "llm-cuda.h"
+#include "llm-error.h"
+
+static GRand *rng;
+static LlmCudaStream *stream;
+
+/* --- helpers --- */
+
+static void
+fill_random (float *x, gsize n, float scale)
+{
+  for (gsize i = 0; i < n; i++)
+    x[i] = (float) g_rand_double_range (rng, -scale, scale);
+}
+
+static gpointer
+dev_alloc (gsize bytes)
+{
+  GError *err = NULL;
+  gpointer p = llm_cuda_alloc (bytes, &err);
+
+  fail_unless (p != NULL, "llm_cuda_alloc: %s", err ? err->message : "?");
+  return p;
+}
+
+static gpointer
+dev_from (gconstpointer host, gsize bytes)
+{
+  GError *err = NULL;
+  gpointer p = dev_alloc (bytes);
+
+  fail_unless (llm_cuda_copy (p, host, bytes, LLM_CUDA_HOST_TO_DEVICE, NULL,
+          &err), "upload: %s", err ? err->message : "?");
+  return p;
+}
+
+/* Waits for the stream, then copies @bytes back. */
+static void
+to_host (gpointer host, gconstpointer dev, gsize bytes)
+{
+  GError *err = NULL;
+
+  fail_unless (llm_cuda_stream_sync (stream, &err), "kernel: %s",
+      err ? err->message : "?");
+  fail_unless (llm_cuda_copy (host, dev, bytes, LLM_CUDA_DEVICE_TO_HOST,
+          NULL, &err), "download: %s", err ? err->message : "?");
+}
+
+/* |got - want| / |mag| over @n elements; fails above @bound or on a
+ * non-finite element. */
+static void
+check_mag (const float *got, const float *want, const double *mag, gsize n,
+    double bound, double *worst, const gchar * what)
+{
+  double num = 0.0, den = 0.0, e;
+
+  for (gsize i = 0; i < n; i++) {
+    double d = (double) got[i] - want[i];
+
+    fail_unless (isfinite (got[i]), "%s: element %" G_GSIZE_FORMAT " is %g",
+        what, i, got[i]);
+    num += d * d;
+    den += mag[i] * mag[i];
+  }
+  e = den > 0.0 ? sqrt (num / den) : sqrt (num);
+  fail_unless (e <= bound, "%s: error %.3g of the magnitude, above %.3g",
+      what, e, bound);
+  *worst = MAX (*worst, e);
+}
+
+/* mag[h][d] = sum_p p_p |v_p[d]| for the query @q (all heads) at @qpos,
+ * p the softmax of its scaled scores over the positions it sees. */
+static void
+magnitude (double *mag, const float *q, const float *k, const float *v,
+    guint qpos, guint n_heads, guint n_kv_heads, guint head_dim,
+    gsize stride, float scale, guint window)
+{
+  guint group = n_heads / n_kv_heads;
+  guint lo = window > 0 && qpos + 1 > window ? qpos + 1 - window : 0;
+  double *p = g_new (double, qpos + 1);
+
+  for (guint h = 0; h < n_heads; h++) {
+    gsize kvo = (gsize) (h / group) * head_dim;
+    double mx = -INFINITY, sum = 0.0;
+
+    for (guint t = lo; t <= qpos; t++) {
+      double sc = 0.0;
+
+      for (guint d = 0; d < head_dim; d++)
+        sc += (double) q[(gsize) h * head_dim + d] * k[t * stride + kvo + d];
+      p[t] = sc * scale;
+      mx = MAX (mx, p[t]);
+    }
+    for (guint t = lo; t <= qpos; t++) {
+      p[t] = exp (p[t] - mx);
+      sum += p[t];
+    }
+    for (guint d = 0; d < head_dim; d++) {
+      double m = 0.0;
+
+      for (guint t = lo; t <= qpos; t++)
+        m += p[t] * fabs ((double) v[t * stride + kvo + d]);
+      mag[(gsize) h * head_dim + d] = m / sum;
+    }
+  }
+  g_free (p);
+}
+
+/* Random keys and values of @n floats; for F16, their F16 bits in @k16,
+ * @v16 and the rounded values back in @k, @v. */
+static void
+random_cache (float *k, float *v, guint16 * k16, guint16 * v16, gsize n,
+    gboolean f16)
+{
+  fill_random (k, n, 1.0f);
+  fill_random (v, n, 1.0f);
+  if (!f16)
+    return;
+  for (gsize i = 0; i < n; i++) {
+    k16[i] = llm_f32_to_f16 (k[i]);
+    v16[i] = llm_f32_to_f16 (v[i]);
+    k[i] = llm_f16_to_f32 (k16[i]);
+    v[i] = llm_f16_to_f32 (v16[i]);
+  }
+}
+
+/* --- decode_at --- */
+
+#define MAX_POS 4100
+
+static void
+set_count (gint32 * dcount, gint32 n)
+{
+  GError *err = NULL;
+
+  fail_unless (llm_cuda_copy (dcount, &n, sizeof n, LLM_CUDA_HOST_TO_DEVICE,
+          NULL, &err), "count: %s", err ? err->message : "?");
+}
+
+GST_START_TEST (test_decode_at)
+{
+  static const struct
+  {
+    guint n_heads, n_kv_heads, head_dim, pad, window;
+    float scale_mul;            /* scale = scale_mul / sqrt(head_dim) */
+    float q_scale;              /* > 1: peaked softmax */
+  } shapes[] = {
+    {32, 8, 128, 0, 0, 1.0f, 1.0f},
+    {32, 8, 128, 0, 0, 1.0f, 8.0f},
+    {8, 4, 8, 0, 0, 1.0f, 1.0f},
+    {4, 1, 256, 0, 512, 1.0f, 2.0f},
+    {12, 12, 64, 3, 0, 0.7f, 1.0f},
+    {6, 2, 96, 0, 100, 1.3f, 1.0f},
+  };
+  static const gint32 counts[] = { 1, 2, 31, 1000, 4097, 300, 5000 };
+  static const LlmDType kv_types[] = { LLM_DTYPE_F32, LLM_DTYPE_F16 };
+  double worst[2] = { 0.0, 0.0 };
+
+  for (guint c = 0; c < G_N_ELEMENTS (shapes); c++) {
+    for (guint kt = 0; kt < G_N_ELEMENTS (kv_types); kt++) {
+      guint nh = shapes[c].n_heads, nkv = shapes[c].n_kv_heads;
+      guint hd = shapes[c].head_dim, window = shapes[c].window;
+      float scale = shapes[c].scale_mul / sqrtf ((float) hd);
+      gsize stride = (gsize) nkv * hd + shapes[c].pad;
+      gsize nkvf = stride * MAX_POS, qn = (gsize) nh * hd;
+      gboolean f16 = kv_types[kt] == LLM_DTYPE_F16;
+      gsize es = f16 ? 2 : 4;
+      float *q = g_new (float, qn), *k = g_new (float, nkvf);
+      float *v = g_new (float, nkvf), *want = g_new (float, qn);
+      float *got = g_new (float, qn), *scratch = g_new (float, MAX_POS);
+      double *mag = g_new (double, qn);
+      guint16 *k16 = g_new (guint16, nkvf), *v16 = g_new (guint16, nkvf);
+      gpointer dq, dk, dv, dout, dscratch;
+      gint32 *dcount;
+
+      random_cache (k, v, k16, v16, nkvf, f16);
+      dk = dev_from (f16 ? (gpointer) k16 : (gpointer) k, nkvf * es);
+      dv = dev_from (f16 ? (gpointer) v16 : (gpointer) v, nkvf * es);
+      dq = dev_alloc (qn * sizeof (float));
+      dout = dev_alloc (qn * sizeof (float));
+      dcount = dev_alloc (sizeof (gint32));
+      dscratch = dev_alloc (llm_cuda_attention_decode_at_scratch_bytes (nh,
+              hd, MAX_POS));
+
+      /* One grid for every count, as a replayed graph runs it. */
+      for (guint i = 0; i < G_N_ELEMENTS (counts); i++) {
+        guint np = MIN ((guint) counts[i], MAX_POS);   /* clamped */
+        gchar *what;
+
+        fill_random (q, qn, shapes[c].q_scale);
+        llm_attention_causal_strided (want, qn, q, qn, k, v, stride, 1,
+            np - 1, nh, nkv, hd, scale, window, scratch);
+        magnitude (mag, q, k, v, np - 1, nh, nkv, hd, stride, scale, window);
+        fail_unless (llm_cuda_copy (dq, q, qn * sizeof (float),
+                LLM_CUDA_HOST_TO_DEVICE, NULL, NULL));
+        set_count (dcount, counts[i]);
+        llm_cuda_attention_decode_at (dout, dq, dk, dv, kv_types[kt], dcount,
+            MAX_POS, nh, nkv, hd, stride, scale, window, dscratch, stream);
+        to_host (got, dout, qn * sizeof (float));
+        what = g_strdup_printf ("decode_at %s count %d/%u, %u/%u heads x%u, "
+            "window %u", llm_dtype_name (kv_types[kt]), counts[i], MAX_POS,
+            nh, nkv, hd, window);
+        check_mag (got, want, mag, qn, 1e-5, &worst[kt], what);
+        g_free (what);
+      }
+
+      /* Captured once as a CUDA graph, replayed at other counts. */
+      {
+        static const gint32 replay[] = { 4097, 31, 1000, 1 };
+        GError *err = NULL;
+        LlmCudaGraph *graph;
+
+        fail_unless (llm_cuda_graph_begin (stream, &err), "begin: %s",
+            err ? err->message : "?");
+        llm_cuda_attention_decode_at (dout, dq, dk, dv, kv_types[kt], dcount,
+            MAX_POS, nh, nkv, hd, stride, scale, window, dscratch, stream);
+        graph = llm_cuda_graph_end (stream, &err);
+        fail_unless (graph != NULL, "capture: %s", err ? err->message : "?");
+        for (guint i = 0; i < G_N_ELEMENTS (replay); i++) {
+          guint np = replay[i];
+          gchar *what;
+
+          fill_random (q, qn, shapes[c].q_scale);
+          llm_attention_causal_strided (want, qn, q, qn, k, v, stride, 1,
+              np - 1, nh, nkv, hd, scale, window, scratch);
+          magnitude (mag, q, k, v, np - 1, nh, nkv, hd, stride, scale,
+              window);
+          fail_unless (llm_cuda_copy (dq, q, qn * sizeof (float),
+                  LLM_CUDA_HOST_TO_DEVICE, NULL, NULL));
+          set_count (dcount, replay[i]);
+          fail_unless (llm_cuda_graph_launch (graph, stream, &err),
+              "replay: %s", err ? err->message : "?");
+          to_host (got, dout, qn * sizeof (float));
+          what = g_strdup_printf ("decode_at (graph) %s count %u, %u/%u "
+              "heads x%u, window %u", llm_dtype_name (kv_types[kt]), np, nh,
+              nkv, hd, window);
+          check_mag (got, want, mag, qn, 1e-5, &worst[kt], what);
+          g_free (what);
+        }
+        llm_cuda_graph_free (graph);
+      }
+
+      /* A count of 0: nothing to see, zeros. */
+      set_count (dcount, 0);
+      llm_cuda_attention_decode_at (dout, dq, dk, dv, kv_types[kt], dcount,
+          MAX_POS, nh, nkv, hd, stride, scale, window, dscratch, stream);
+      to_host (got, dout, qn * sizeof (float));
+      for (gsize i = 0; i < qn; i++)
+        fail_unless (got[i] == 0.0f, "count 0: element %" G_GSIZE_FORMAT
+            " is %g", i, got[i]);
+
+      llm_cuda_free (dq);
+      llm_cuda_free (dk);
+      llm_cuda_free (dv);
+      llm_cuda_free (dout);
+      llm_cuda_free (dcount);
+      llm_cuda_free (dscratch);
+      g_free (q);
+      g_free (k);
+      g_free (v);
+      g_free (k16);
+      g_free (v16);
+      g_free (want);
+      g_free (got);
+      g_free (scratch);
+      g_free (mag);
+    }
+  }
+  g_print ("attention_decode_at: worst error %.3g of the magnitude with an "
+      "F32 cache, %.3g with F16 (bound 1e-5)\n", worst[0], worst[1]);
+}
+
+GST_END_TEST;
+
+/* --- prefill --- */
+
+GST_START_TEST (test_prefill)
+{
+  static const struct
+  {
+    guint n_tokens, pos0, n_heads, n_kv_heads, head_dim;
+    guint kv_pad, q_pad, window;
+    float scale_mul, q_scale;
+  } cases[] = {
+    {1, 0, 8, 4, 8, 0, 0, 0, 1.0f, 1.0f},
+    {37, 5, 8, 4, 8, 0, 0, 0, 1.0f, 1.0f},
+    {129, 0, 32, 8, 128, 0, 0, 0, 1.0f, 1.0f},
+    {77, 300, 32, 8, 128, 0, 1024, 64, 1.0f, 4.0f},
+    {200, 17, 4, 1, 256, 0, 0, 0, 1.0f, 2.0f},
+    {65, 0, 4, 1, 256, 0, 0, 33, 1.3f, 1.0f},
+    {100, 40, 12, 12, 64, 0, 0, 0, 0.7f, 1.0f},
+    {53, 10, 6, 3, 96, 0, 0, 0, 1.0f, 1.0f},
+    {513, 0, 16, 8, 64, 0, 0, 0, 1.0f, 8.0f},
+    {31, 2, 8, 2, 64, 3, 5, 7, 1.0f, 1.0f},
+    {2, 4095, 32, 8, 128, 0, 0, 0, 1.0f, 1.0f},
+    /* Long prompts (F16 only, every 8th token and the edges checked):
+     * Llama-3-8B with q inside a fused q|k|v row, from 0 and after a
+     * cached prefix; head_dim 64 with GQA 4 and a window. */
+    {2048, 0, 32, 8, 128, 0, 2048, 0, 1.0f, 1.0f},
+    {1531, 700, 32, 8, 128, 0, 0, 0, 1.0f, 3.0f},
+    {1100, 900, 16, 4, 64, 0, 0, 300, 1.0f, 2.0f},
+  };
+  static const LlmDType kv_types[] = { LLM_DTYPE_F32, LLM_DTYPE_F16 };
+  double worst[3] = { 0.0, 0.0, 0.0 };  /* F32, F16 tiled, F16 tensor cores */
+
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
+    for (guint kt = 0; kt < G_N_ELEMENTS (kv_types); kt++) {
+      guint nt = cases[c].n_tokens, pos0 = cases[c].pos0;
+      guint nh = cases[c].n_heads, nkv = cases[c].n_kv_heads;
+      guint hd = cases[c].head_dim, window = cases[c].window;
+      guint np = pos0 + nt;
+      float scale = cases[c].scale_mul / sqrtf ((float) hd);
+      gsize stride = (gsize) nkv * hd + cases[c].kv_pad;
+      gsize qstride = (gsize) nh * hd + cases[c].q_pad;
+      gsize nkvf = stride * np, qn = qstride * nt, row = (gsize) nh * hd;
+      gboolean f16 = kv_types[kt] == LLM_DTYPE_F16;
+      gboolean sampled = nt > 1024;
+      guint n_checked = 0, *checked = g_new (guint, nt);
+      gboolean tc = f16 && (hd == 64 || hd == 128 || hd == 256)
+          && stride % 8 == 0;
+      gsize es = f16 ? 2 : 4;
+      float *q, *k, *v, *want, *got, *all, *scratch;
+      double *mag;
+      guint16 *k16 = g_new (guint16, nkvf), *v16 = g_new (guint16, nkvf);
+      gpointer dq, dk, dv, dout;
+      gchar *what;
+
+      if (sampled && !f16) {    /* the F32 kernels are the short cases' */
+        g_free (checked);
+        continue;
+      }
+      for (guint t = 0; t < nt; t++)
+        if (!sampled || t % 8 == 0 || t < 64 || t + 64 >= nt)
+          checked[n_checked++] = t;
+      q = g_new (float, qn);
+      k = g_new (float, nkvf);
+      v = g_new (float, nkvf);
+      want = g_new (float, n_checked * row);
+      got = g_new (float, n_checked * row);
+      all = g_new (float, nt * row);
+      scratch = g_new (float, np);
+      mag = g_new (double, n_checked * row);
+      random_cache (k, v, k16, v16, nkvf, f16);
+      fill_random (q, qn, cases[c].q_scale);
+      if (tc)
+        for (gsize i = 0; i < qn; i++)
+          q[i] = llm_f16_to_f32 (llm_f32_to_f16 (q[i]));
+      for (guint i = 0; i < n_checked; i++) {
+        guint t = checked[i];
+
+        llm_attention_causal_strided (want + i * row, row, q + t * qstride,
+            qstride, k, v, stride, 1, pos0 + t, nh, nkv, hd, scale, window,
+            scratch);
+        magnitude (mag + i * row, q + t * qstride, k, v, pos0 + t, nh, nkv,
+            hd, stride, scale, window);
+      }
+
+      dq = dev_from (q, qn * sizeof (float));
+      dk = dev_from (f16 ? (gpointer) k16 : (gpointer) k, nkvf * es);
+      dv = dev_from (f16 ? (gpointer) v16 : (gpointer) v, nkvf * es);
+      dout = dev_alloc (nt * row * sizeof (float));
+      /* NaN everywhere first: an element the kernel skips fails. */
+      fail_unless (llm_cuda_memset (dout, 0xff, nt * row * sizeof (float),
+              stream, NULL));
+      llm_cuda_attention_prefill (dout, dq, qstride, dk, dv, kv_types[kt],
+          pos0, nt, nh, nkv, hd, stride, scale, window, stream);
+      to_host (all, dout, nt * row * sizeof (float));
+      for (guint i = 0; i < n_checked; i++)
+        memcpy (got + i * row, all + (gsize) checked[i] * row,
+            row * sizeof (float));
+      for (gsize i = 0; i < nt * row; i++)
+        fail_unless (isfinite (all[i]), "prefill: element %" G_GSIZE_FORMAT
+            " of %u tokens not written", i, nt);
+      what = g_strdup_printf ("prefill %s%s %u tokens at %u, %u/%u heads x%u, "
+          "window %u", llm_dtype_name (kv_types[kt]),
+          tc ? " (tensor cores)" : "", nt, pos0, nh, nkv, hd, window);
+      check_mag (got, want, mag, n_checked * row, tc ? 1e-3 : 1e-5,
+          &worst[tc ? 2 : kt], what);
+
+      llm_cuda_free (dq);
+      llm_cuda_free (dk);
+      llm_cuda_free (dv);
+      llm_cuda_free (dout);
+      g_free (what);
+      g_free (q);
+      g_free (k);
+      g_free (v);
+      g_free (k16);
+      g_free (v16);
+      g_free (want);
+      g_free (got);
+      g_free (all);
+      g_free (scratch);
+      g_free (mag);
+      g_free (checked);
+    }
+  }
+  g_print ("attention_prefill: worst error %.3g of the magnitude with an F32 "
+      "cache, %.3g with F16 on the F32 kernel (bound 1e-5), %.3g on tensor "
+      "cores (bound 1e-3)\n", worst[0], worst[1], worst[2]);
+}
+
+GST_END_TEST;
+
+static Suite *
+cuda_attention_suite (void)
+{
+  Suite *s;
+  TCase *tc;
+  GError *err = NULL;
+
+  /* No GPU: say why and skip, before allocating anything. */
+  if (llm_cuda_device_count (&err) == 0
+      || !llm_cuda_device_open (0, NULL, &err)) {
+    g_print ("SKIP: %s\n", err ? err->message : "no CUDA device");
+    g_clear_error (&err);
+    exit (77);
+  }
+  s = suite_create ("cuda-attention");
+  tc = tcase_create ("attention");
+  if ((stream = llm_cuda_stream_new (&err)) == NULL) {
+    g_printerr ("cannot create a CUDA stream: %s\n", err->message);
+    exit (1);
+  }
+  /* CUDA does not survive fork() once initialised: run the tests in this
+   * process. */
+  g_setenv ("CK_FORK", "no", TRUE);
+  rng = g_rand_new_with_seed (20261126);
+
+  tcase_set_timeout (tc, 300);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_decode_at);
+  tcase_add_test (tc, test_prefill);
+  return s;
+}
+
+GST_CHECK_MAIN (cuda_attention);
