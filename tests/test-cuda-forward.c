@@ -40,6 +40,7 @@
 #include "llm-caps.h"
 #include "llm-device-memory.h"
 #include "llm-cuda.h"
+#include "llm-error.h"
 #include "llm-forward.h"
 #include "llm-model.h"
 #include "llm-model-file.h"
@@ -548,6 +549,36 @@ GST_START_TEST (test_device_logits_fakesink)
 
 GST_END_TEST;
 
+/* Weights larger than the card: the error names the sizes, and everything
+ * allocated on the way is given back. */
+GST_START_TEST (test_model_too_large)
+{
+  const LlmBackend *cuda = llm_backend_lookup ("cuda");
+  LlmHParams hp = {.arch = LLM_ARCH_LLAMA,.n_vocab = 128256,.dim = 4096,
+    .n_layers = 400,.n_heads = 32,.n_kv_heads = 8,.head_dim = 128,
+    .ffn_dim = 14336,.n_ctx_train = 8192,.rms_eps = 1e-5f,
+    .rope_theta = 500000.0f
+  };
+  size_t free_before, free_after, total;
+  GError *err = NULL;
+  gpointer w;
+
+  fail_unless (llm_cuda_mem_info (&free_before, &total, NULL));
+  w = cuda->weights_new_random (&hp, LLM_DTYPE_F16, 0, 1, &err);
+  fail_unless (w == NULL, "400 layers of Llama-3-8B fit on the GPU?");
+  fail_unless (g_error_matches (err, LLM_ERROR, LLM_ERROR_NO_MEMORY), "%s",
+      err->message);
+  g_print ("model too large -> %s\n", err->message);
+  fail_unless (strstr (err->message, "GB") != NULL &&
+      strstr (err->message, "free") != NULL, "%s", err->message);
+  g_clear_error (&err);
+  fail_unless (llm_cuda_mem_info (&free_after, &total, NULL));
+  fail_unless (free_after + (64u << 20) >= free_before,
+      "%zu bytes free before, %zu after", free_before, free_after);
+}
+
+GST_END_TEST;
+
 static Suite *
 cuda_forward_suite (void)
 {
@@ -564,6 +595,7 @@ cuda_forward_suite (void)
   tcase_add_test (tc, test_logits_q8_0);
   tcase_add_test (tc, test_logits_q4_0);
   tcase_add_test (tc, test_device_errors);
+  tcase_add_test (tc, test_model_too_large);
   tcase_add_test (tc, test_golden_device_logits);
   tcase_add_test (tc, test_golden_system_fallback);
   tcase_add_test (tc, test_sampler_host_fallback);
