@@ -137,8 +137,12 @@ cuda_logits_to_device (gpointer c, const float *hidden,
 }
 
 /* One stream and scratch for device sampling, shared under a lock: a
- * sampling call is a few tens of microseconds. */
+ * sampling call is a few tens of microseconds. They belong to the context
+ * they were made in; after a switch to another (gst.cuda.context,
+ * llm_cuda_device_adopt_context) they are made anew and the old ones
+ * forgotten, not freed: that context may be gone. */
 static GMutex sample_lock;
+static guint sample_generation;
 static LlmCudaStream *sample_stream;
 static void *sample_scratch;
 static gsize sample_scratch_bytes;
@@ -166,7 +170,16 @@ cuda_sample (gint index, gconstpointer logits, guint n_vocab, guint n_rows,
   if (!llm_cuda_device_open (index, NULL, error))
     return FALSE;
   g_mutex_lock (&sample_lock);
+  if (sample_stream != NULL
+      && sample_generation != llm_cuda_context_generation ()) {
+    sample_stream = NULL;
+    sample_ids = NULL;
+    sample_coins = NULL;
+    sample_scratch = NULL;
+    sample_scratch_bytes = 0;
+  }
   if (sample_stream == NULL) {
+    sample_generation = llm_cuda_context_generation ();
     if ((sample_stream = llm_cuda_stream_new (error)) == NULL ||
         (sample_ids = llm_cuda_alloc (64 * sizeof (gint32), error)) == NULL
         || (sample_coins = llm_cuda_alloc (64 * sizeof (double),

@@ -35,6 +35,7 @@ static struct
  * counter bumped on every change, and per thread the counter seen last and
  * the context last made current there. */
 static void *adopted_context;
+static int adopted_device = -1;
 static int context_generation;
 static __thread int thread_generation;
 static __thread void *thread_context;
@@ -138,10 +139,24 @@ llm_cuda_device_adopt_context (void *cu_context, GError ** error)
    * then the offered context replaces it on every thread. */
   if (!llm_cuda_device_open ((int) dev, NULL, error))
     return FALSE;
+  g_atomic_int_set (&adopted_device, (int) dev);
   g_atomic_pointer_set (&adopted_context, cu_context);
   g_atomic_int_inc (&context_generation);
   llm_cuda_use_device ();
   return TRUE;
+}
+
+unsigned int
+llm_cuda_context_generation (void)
+{
+  return (unsigned int) g_atomic_int_get (&context_generation);
+}
+
+bool
+llm_cuda_adopted_context_on (int index)
+{
+  return g_atomic_pointer_get (&adopted_context) != NULL
+      && g_atomic_int_get (&adopted_device) == index;
 }
 
 void *

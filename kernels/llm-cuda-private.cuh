@@ -42,8 +42,11 @@ int llm_cuda_n_sm (void);
  * and returns true if there is one; resets *@thread_device whenever the
  * context changed since this thread last looked. */
 bool llm_cuda_use_adopted_context (int *thread_device);
-/* Back to the primary context (llm_cuda_device_open does this). */
+/* Back to the primary context (llm_cuda_device_open does this when the
+ * adopted context is on another device). */
 void llm_cuda_drop_adopted_context (void);
+/* True when a context is adopted and it is on device @index. */
+bool llm_cuda_adopted_context_on (int index);
 
 /* Sum and max over a warp, every lane gets the result. */
 static __device__ __forceinline__ float

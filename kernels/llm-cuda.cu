@@ -98,8 +98,16 @@ llm_cuda_device_open (int index, LlmCudaDeviceInfo * info, GError ** error)
         prop.minor);
     return FALSE;
   }
-  llm_cuda_drop_adopted_context ();
-  if ((e = cudaSetDevice (index)) != cudaSuccess
+  /* The backend opens its device on every call: a context adopted on this
+   * device stays (cudaSetDevice would make the primary one current). */
+  if (llm_cuda_adopted_context_on (index)) {
+    llm_cuda_use_device ();
+    e = cudaSuccess;
+  } else {
+    llm_cuda_drop_adopted_context ();
+    e = cudaSetDevice (index);
+  }
+  if (e != cudaSuccess
       || (e = cudaMemGetInfo (&free_b, &total_b)) != cudaSuccess) {
     cudaGetLastError ();
     set_cuda_error (error, LLM_ERROR_UNSUPPORTED, e,

@@ -72,7 +72,8 @@ void llm_cuda_primary_context_release (int index);
  * on every thread, instead of the primary context; opens its device as
  * llm_cuda_device_open() does. Device memory, streams and cuBLAS handles
  * belong to the context they were made in: adopt before making any.
- * NULL, or llm_cuda_device_open(), goes back to the primary context.
+ * NULL goes back to the primary context; llm_cuda_device_open() keeps a
+ * context adopted on the device it opens and drops one on another.
  * LLM_ERROR_UNSUPPORTED if the context cannot be made current or its
  * device is not one the kernels run on. The caller keeps @cu_context
  * alive while it is adopted. */
@@ -81,6 +82,11 @@ gboolean llm_cuda_device_adopt_context (void *cu_context, GError ** error);
 /* The context the calling thread's next call here runs in (NULL when
  * there is no driver). */
 void *llm_cuda_current_context (void);
+
+/* Bumped whenever the context of the calls here changes (adopting one,
+ * going back to the primary context): long-lived resources made in one
+ * context compare it to know they belong to a past one. */
+unsigned int llm_cuda_context_generation (void);
 
 /* --- streams --- */
 

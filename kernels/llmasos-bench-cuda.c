@@ -432,7 +432,7 @@ bench_attention_at (LlmDType kv_dtype, guint n_pos, guint max_pos,
 
 typedef struct {
   LlmDType kv_dtype;
-  guint n_tokens;
+  guint n_tokens, pos0;          /* pos0: cached positions before them */
   void *k, *v;
   float *q, *out;
 } PrefillJob;
@@ -444,17 +444,18 @@ prefill_launch (gpointer data, guint i, LlmCudaStream * s)
 
   (void) i;
   llm_cuda_attention_prefill (j->out, j->q, 32 * 128, j->k, j->v,
-      j->kv_dtype, 0, j->n_tokens, 32, 8, 128, 8 * 128,
+      j->kv_dtype, j->pos0, j->n_tokens, 32, 8, 128, 8 * 128,
       ATT_SCALE_128, 0, s);
 }
 
 static void
-bench_prefill (LlmDType kv_dtype, guint n_tokens, LlmCudaStream * s)
+bench_prefill (LlmDType kv_dtype, guint n_tokens, guint pos0,
+    LlmCudaStream * s)
 {
-  PrefillJob j = { kv_dtype, n_tokens, NULL, NULL, NULL, NULL };
+  PrefillJob j = { kv_dtype, n_tokens, pos0, NULL, NULL, NULL, NULL };
   GError *error = NULL;
   gsize es = kv_dtype == LLM_DTYPE_F32 ? 4 : 2;
-  gsize kv_bytes = (gsize) n_tokens * 8 * 128 * es;
+  gsize kv_bytes = (gsize) (pos0 + n_tokens) * 8 * 128 * es;
   gsize q_bytes = (gsize) n_tokens * 32 * 128 * 4;
   guint n = MAX (5, repeats / 10);
   gchar *name, *shape;
@@ -468,19 +469,23 @@ bench_prefill (LlmDType kv_dtype, guint n_tokens, LlmCudaStream * s)
   if ((j.k = llm_cuda_alloc (kv_bytes, &error)) == NULL
       || (j.v = llm_cuda_alloc (kv_bytes, &error)) == NULL
       || (j.q = llm_cuda_alloc (q_bytes, &error)) == NULL
-      || (j.out = llm_cuda_alloc (q_bytes, &error)) == NULL
-      || !llm_cuda_memset (j.k, 0x3c, kv_bytes, NULL, &error)
-      || !llm_cuda_memset (j.v, 0x3c, kv_bytes, NULL, &error)
-      || !llm_cuda_memset (j.q, 0, q_bytes, NULL, &error))
+      || (j.out = llm_cuda_alloc (q_bytes, &error)) == NULL)
     die (error, "prefill buffers");
+  /* Random, not constant: on equal scores the softmax max never moves and
+   * the kernel skips its rescales. */
+  llm_cuda_fill_normal (j.k, kv_dtype, kv_bytes / es, 0.0f, 1.0f, 1, s);
+  llm_cuda_fill_normal (j.v, kv_dtype, kv_bytes / es, 0.0f, 1.0f, 2, s);
+  llm_cuda_fill_normal (j.q, LLM_DTYPE_F32, q_bytes / 4, 0.0f, 1.0f, 3, s);
 
   sec = time_launches (prefill_launch, &j, n, s);
-  /* Causal: token t scores t + 1 keys; 2 flops a multiply-add, for q.k
-   * and for p.v, per head and dimension. */
-  flops = 4.0 * 32 * 128 * ((double) n_tokens * (n_tokens + 1) / 2);
+  /* Causal: token t scores pos0 + t + 1 keys; 2 flops a multiply-add, for
+   * q.k and for p.v, per head and dimension. */
+  flops = 4.0 * 32 * 128 * ((double) n_tokens * (n_tokens + 1) / 2
+      + (double) n_tokens * pos0);
   us = sec / n * 1e6;
   tflops = flops / (sec / n) / 1e12;
-  shape = g_strdup_printf ("%u tok, 32q/8kv x128", n_tokens);
+  shape = pos0 > 0 ? g_strdup_printf ("%u tok at %u, 32q/8kv x128",
+      n_tokens, pos0) : g_strdup_printf ("%u tok, 32q/8kv x128", n_tokens);
   g_print ("%-24s %-22s %10s %9.1f %7.1f TFLOP/s\n", name, shape, "-", us,
       tflops);
   g_string_append_printf (json, "%s{\"kernel\": \"%s\", \"shape\": \"%s\", "
@@ -648,10 +653,12 @@ main (int argc, char **argv)
   bench_attention_at (LLM_DTYPE_F16, 128, 8192, s, copy_gbs);
   bench_attention_at (LLM_DTYPE_F16, 4096, 8192, s, copy_gbs);
   bench_attention_at (LLM_DTYPE_F16, 8192, 8192, s, copy_gbs);
-  bench_prefill (LLM_DTYPE_F16, 512, s);
-  bench_prefill (LLM_DTYPE_F16, 2048, s);
-  bench_prefill (LLM_DTYPE_F32, 512, s);
-  bench_prefill (LLM_DTYPE_F32, 2048, s);
+  bench_prefill (LLM_DTYPE_F16, 512, 0, s);
+  bench_prefill (LLM_DTYPE_F16, 2048, 0, s);
+  /* The forward pass's last 512-token block of a 2048-token prompt. */
+  bench_prefill (LLM_DTYPE_F16, 512, 1536, s);
+  bench_prefill (LLM_DTYPE_F32, 512, 0, s);
+  bench_prefill (LLM_DTYPE_F32, 2048, 0, s);
 
   g_string_append (json, "\n]}\n");
   if (json_path != NULL

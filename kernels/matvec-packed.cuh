@@ -41,6 +41,71 @@
 #define PK_U(NX) ((NX) == 1 ? 8 : 4)
 #define PK_MAX_X 8              /* vectors of llm_cuda_matvec_packed_multi */
 
+/* What a matvec does to x on its way in, so that the decode step need not
+ * launch the kernel before it (llm_cuda_matvec_packed_rmsnorm, _swiglu_add):
+ * nothing; x = rmsnorm(x) * norm (the arithmetic of rmsnorm_forward.cu);
+ * or x = silu(gate) * up of x = [gate | up] (that of swiglu_forward.cu). */
+enum
+{
+  PRO_NONE,
+  PRO_RMSNORM,
+  PRO_SWIGLU
+};
+
+typedef struct
+{
+  const void *norm;             /* PRO_RMSNORM: the norm's weights */
+  LlmDType norm_dtype;          /* F32, F16 or BF16 */
+  float eps;
+} MatvecPro;
+
+static __device__ __forceinline__ float
+pro_norm_weight (const MatvecPro & p, unsigned int i)
+{
+  if (p.norm_dtype == LLM_DTYPE_F32)
+    return ((const float *) p.norm)[i];
+  if (p.norm_dtype == LLM_DTYPE_F16)
+    return f16_bits_to_f32 (((const uint16_t *) p.norm)[i]);
+  return bf16_bits_to_f32 (((const uint16_t *) p.norm)[i]);
+}
+
+/* rmsnorm's 1 / sqrt(mean(x^2) + eps) of x[0 .. cols), in every thread of
+ * the block (all of which must call it). */
+static __device__ float
+block_rms_scale (const float *x, unsigned int cols, float eps)
+{
+  __shared__ float part[32];
+  unsigned int nw = blockDim.x / LLM_CUDA_WARP;
+  float ss = 0.0f;
+
+  for (unsigned int i = threadIdx.x; i < cols; i += blockDim.x)
+    ss += x[i] * x[i];
+  ss = warp_sum (ss);
+  if (threadIdx.x % LLM_CUDA_WARP == 0)
+    part[threadIdx.x / LLM_CUDA_WARP] = ss;
+  __syncthreads ();
+  ss = 0.0f;
+  for (unsigned int k = 0; k < nw; k++)
+    ss += part[k];
+  return 1.0f / sqrtf (ss / (float) cols + eps);
+}
+
+/* Element @c of x after the prologue (@scale from block_rms_scale). */
+template <int PRO>
+static __device__ __forceinline__ float
+pro_x (const float *x, unsigned int c, unsigned int cols, const MatvecPro & p,
+    float scale)
+{
+  if (PRO == PRO_RMSNORM)
+    return pro_norm_weight (p, c) * (x[c] * scale);
+  if (PRO == PRO_SWIGLU) {
+    float g = x[c];
+
+    return g / (1.0f + expf (-g)) * x[cols + c];
+  }
+  return x[c];
+}
+
 /* Bytes of quants of one row (16-byte aligned: @cols % 32 == 0). */
 static inline __host__ __device__ size_t
 packed_row_quant_bytes (LlmDType t, unsigned int cols)
@@ -114,13 +179,14 @@ quantize4_q8 (float4 v, float *d_out, int *sum_out)
  * shared memory: quants at @xq (vector t at t * cols), scales at @xd and
  * sums at @xs (vector t at t * cols / 32). Four float4 loads in flight per
  * thread. */
-template <LlmDType T>
+template <LlmDType T, int PRO>
 static __device__ void
 quantize_x_shared (int8_t * xq, float *xd, int *xs, const float *__restrict__ x,
-    unsigned int n_x, unsigned int cols)
+    unsigned int n_x, unsigned int cols, const MatvecPro & p, float scale)
 {
   unsigned int n4 = n_x * cols / 4;     /* a multiple of 8: whole blocks */
   bool vec = ((uintptr_t) x & 15) == 0;
+  /* (a prologue: n_x is 1) */
 
   for (unsigned int i0 = 0; i0 < n4; i0 += 4 * PK_THREADS) {
     float4 v[4];
@@ -130,7 +196,12 @@ quantize_x_shared (int8_t * xq, float *xd, int *xs, const float *__restrict__ x,
       unsigned int i = i0 + k * PK_THREADS + threadIdx.x;
 
       v[k] = make_float4 (0.0f, 0.0f, 0.0f, 0.0f);
-      if (i < n4)
+      if (i < n4 && PRO != PRO_NONE)
+        v[k] = make_float4 (pro_x<PRO> (x, 4 * i, cols, p, scale),
+            pro_x<PRO> (x, 4 * i + 1, cols, p, scale),
+            pro_x<PRO> (x, 4 * i + 2, cols, p, scale),
+            pro_x<PRO> (x, 4 * i + 3, cols, p, scale));
+      else if (i < n4)
         v[k] = vec ? __ldg ((const float4 *) x + i)
             : make_float4 (x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]);
     }
@@ -236,12 +307,13 @@ dot_step (float *acc, const uint4 * w, const uint16_t * sc,
   }
 }
 
-/* out[t * rows + r] (+)= dot(row r, x_t) for t < NX. */
-template <LlmDType T, int NX>
+/* out[t * rows + r] (+)= dot(row r, x_t) for t < NX; NX 1 with a
+ * prologue. */
+template <LlmDType T, int NX, int PRO>
 static __global__ void __launch_bounds__ (PK_THREADS)
 matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
     const float *__restrict__ x, unsigned int rows, unsigned int cols,
-    bool add)
+    bool add, MatvecPro p)
 {
   extern __shared__ int4 smem[];
   int8_t *xq = (int8_t *) smem;
@@ -273,7 +345,8 @@ matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
   if (r < rows)
     load_step<T, U> (w, sc, wq, ws, r, 0, vpr, nb, lane);
   pdl_wait ();                  /* x and out are the previous kernels' */
-  quantize_x_shared<T> (xq, xd, xs, x, NX, cols);
+  quantize_x_shared<T, PRO> (xq, xd, xs, x, NX, cols, p,
+      PRO == PRO_RMSNORM ? block_rms_scale (x, cols, p.eps) : 1.0f);
   __syncthreads ();
 
   while (r < rows) {
@@ -370,11 +443,13 @@ matvec_packed_long_kernel (float *__restrict__ out,
 }
 
 /* One NX: a persistent grid of as many blocks as fit at once, or the long
- * kernel when x does not fit in shared memory. */
-template <LlmDType T, int NX>
-static void
+ * kernel when x does not fit in shared memory (none with a prologue:
+ * FALSE, nothing launched). */
+template <LlmDType T, int NX, int PRO>
+static bool
 matvec_packed_launch_nx (float *out, const void *packed, const float *x,
-    unsigned int rows, unsigned int cols, bool add, cudaStream_t s)
+    unsigned int rows, unsigned int cols, bool add, const MatvecPro & p,
+    cudaStream_t s)
 {
   /* per kernel, set on first use (the same values if two threads race) */
   static int per_sm_threads, smem_block_max, smem_sm;
@@ -389,24 +464,27 @@ matvec_packed_launch_nx (float *out, const void *packed, const float *x,
         cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev);
     cudaDeviceGetAttribute (&n, cudaDevAttrMaxSharedMemoryPerBlockOptin,
         dev);
-    cudaFuncSetAttribute (matvec_packed_kernel<T, NX>,
+    cudaFuncSetAttribute (matvec_packed_kernel<T, NX, PRO>,
         cudaFuncAttributeMaxDynamicSharedMemorySize, n);
     cudaOccupancyMaxActiveBlocksPerMultiprocessor (&per_sm_threads,
-        matvec_packed_kernel<T, NX>, PK_THREADS, 0);
+        matvec_packed_kernel<T, NX, PRO>, PK_THREADS, 0);
     smem_block_max = n;
     per_sm_threads = MAX (per_sm_threads, 1);
   }
   if (smem > (size_t) smem_block_max) {
+    if (PRO != PRO_NONE)
+      return false;
     pdl_launch (matvec_packed_long_kernel<T>, matvec_blocks (rows),
         MATVEC_THREADS, 0, s, out, packed, x, NX, rows, cols, add);
-    return;
+    return true;
   }
   /* 1 KiB of shared memory a block is the system's */
   per_sm = MIN ((unsigned int) per_sm_threads,
       (unsigned int) (smem_sm / (smem + 1024)));
   grid = MIN (div_up (rows, PK_WARPS), MAX (per_sm, 1u) * llm_cuda_n_sm ());
-  pdl_launch (matvec_packed_kernel<T, NX>, grid, PK_THREADS, smem, s, out,
-      packed, x, rows, cols, add);
+  pdl_launch (matvec_packed_kernel<T, NX, PRO>, grid, PK_THREADS, smem, s,
+      out, packed, x, rows, cols, add, p);
+  return true;
 }
 
 /* out[t * rows + r] (+)= dot(row r, x_t), t < @n_x (1 .. PK_MAX_X). */
@@ -418,36 +496,60 @@ matvec_packed_blocks_launch (float *out, const void *packed, const float *x,
 {
   switch (n_x) {
     case 1:
-      matvec_packed_launch_nx<T, 1> (out, packed, x, rows, cols, add, s);
+      matvec_packed_launch_nx<T, 1, PRO_NONE> (out, packed, x, rows, cols,
+          add, MatvecPro (), s);
       break;
     case 2:
-      matvec_packed_launch_nx<T, 2> (out, packed, x, rows, cols, add, s);
+      matvec_packed_launch_nx<T, 2, PRO_NONE> (out, packed, x, rows, cols,
+          add, MatvecPro (), s);
       break;
     case 3:
-      matvec_packed_launch_nx<T, 3> (out, packed, x, rows, cols, add, s);
+      matvec_packed_launch_nx<T, 3, PRO_NONE> (out, packed, x, rows, cols,
+          add, MatvecPro (), s);
       break;
     case 4:
-      matvec_packed_launch_nx<T, 4> (out, packed, x, rows, cols, add, s);
+      matvec_packed_launch_nx<T, 4, PRO_NONE> (out, packed, x, rows, cols,
+          add, MatvecPro (), s);
       break;
     case 5:
-      matvec_packed_launch_nx<T, 5> (out, packed, x, rows, cols, add, s);
+      matvec_packed_launch_nx<T, 5, PRO_NONE> (out, packed, x, rows, cols,
+          add, MatvecPro (), s);
       break;
     case 6:
-      matvec_packed_launch_nx<T, 6> (out, packed, x, rows, cols, add, s);
+      matvec_packed_launch_nx<T, 6, PRO_NONE> (out, packed, x, rows, cols,
+          add, MatvecPro (), s);
       break;
     case 7:
-      matvec_packed_launch_nx<T, 7> (out, packed, x, rows, cols, add, s);
+      matvec_packed_launch_nx<T, 7, PRO_NONE> (out, packed, x, rows, cols,
+          add, MatvecPro (), s);
       break;
     case 8:
-      matvec_packed_launch_nx<T, 8> (out, packed, x, rows, cols, add, s);
+      matvec_packed_launch_nx<T, 8, PRO_NONE> (out, packed, x, rows, cols,
+          add, MatvecPro (), s);
       break;
     default:
       g_critical ("matvec_packed: %u vectors, at most %d", n_x, PK_MAX_X);
   }
 }
 
+/* One vector through a prologue; FALSE (nothing launched) where x is too
+ * long for shared memory. */
+template <LlmDType T>
+static bool
+matvec_packed_blocks_launch_pro (float *out, const void *packed,
+    const float *x, unsigned int rows, unsigned int cols, bool add, int pro,
+    const MatvecPro & p, cudaStream_t s)
+{
+  if (pro == PRO_RMSNORM)
+    return matvec_packed_launch_nx<T, 1, PRO_RMSNORM> (out, packed, x, rows,
+        cols, add, p, s);
+  return matvec_packed_launch_nx<T, 1, PRO_SWIGLU> (out, packed, x, rows,
+      cols, add, p, s);
+}
+
 /* The entry points of matvec_{q8_0,q4_0,plain}_packed.cu, for the
- * dispatcher in matvec_packed.cu. */
+ * dispatcher in matvec_packed.cu; the _pro ones return FALSE where they
+ * cannot fuse the prologue (nothing launched). */
 void matvec_q8_0_packed (float *out, const void *packed, const float *x,
     unsigned int n_x, unsigned int rows, unsigned int cols, bool add,
     cudaStream_t s);
@@ -457,3 +559,12 @@ void matvec_q4_0_packed (float *out, const void *packed, const float *x,
 void matvec_plain_packed (float *out, const void *weight, LlmDType dtype,
     const float *x, unsigned int n_x, unsigned int rows, unsigned int cols,
     bool add, cudaStream_t s);
+bool matvec_q8_0_packed_pro (float *out, const void *packed, const float *x,
+    unsigned int rows, unsigned int cols, bool add, int pro,
+    const MatvecPro & p, cudaStream_t s);
+bool matvec_q4_0_packed_pro (float *out, const void *packed, const float *x,
+    unsigned int rows, unsigned int cols, bool add, int pro,
+    const MatvecPro & p, cudaStream_t s);
+bool matvec_plain_packed_pro (float *out, const void *weight, LlmDType dtype,
+    const float *x, unsigned int rows, unsigned int cols, bool add, int pro,
+    const MatvecPro & p, cudaStream_t s);

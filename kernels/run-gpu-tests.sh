@@ -9,6 +9,14 @@
 # names under BUILD/tests (default: every test-cuda-*, test-kernels-cuda,
 # test-device-memory-cuda). Each test's log goes to OUT/NAME.log; a
 # summary line per test is printed.
+# A build that found libgstcuda-1.0 (the gst.cuda.context glue linked into
+# the plugin) needs its libraries staged too (docs/cuda.md, "Running it on
+# the GPU machine"):
+#   EXTRA_PKGS="libjson-glib-1.0-0 libgstreamer-plugins-bad1.0-0
+#   libgstreamer-gl1.0-0 libgl1 libglvnd0 libglx0 libegl1 libgbm1 libdrm2
+#   libgudev-1.0-0 libwayland-client0 libwayland-cursor0 libwayland-egl1
+#   libwayland-server0 libx11-6 libx11-xcb1 libxcb1 libxau6 libxdmcp6
+#   libbsd0 libmd0" ../shared/gpu/stage.sh BUILD
 # SPDX-License-Identifier: LGPL-2.1-or-later
 set -u
 b=${1:?build directory}

@@ -109,21 +109,36 @@ offer_primary (GstElement * element, gint index, GError ** error)
   return ctx;
 }
 
+/* The context libllmasos-cuda runs in (process-wide, like the kernels'
+ * own state), referenced so that an adopted CUcontext outlives the
+ * elements that found it: the model's weights, freed when its last user
+ * lets go, may be freed after them. Replaced by the next one bound. */
+static GstCudaContext *bound;
+
 /* Makes @ctx the context our kernels run in: the device's primary context
- * is the runtime's own (llm_cuda_device_open), another is adopted. */
+ * is the runtime's own (llm_cuda_device_open), another is adopted.
+ * Called with ensure()'s lock held. */
 static gboolean
 bind_kernels (GstElement * element, GstCudaContext * ctx, GError ** error)
 {
   gint index = gst_llm_cuda_context_get_device (ctx);
   void *handle = gst_cuda_context_get_handle (ctx);
-  void *primary = llm_cuda_primary_context_retain (index, error);
+  void *primary;
   gboolean ok;
 
+  /* a neighbour's second call: nothing changes (no new generation) */
+  if (ctx == bound && llm_cuda_current_context () == handle) {
+    GST_INFO_OBJECT (element, "CUDA device %d, context %p (already in use)",
+        index, handle);
+    return TRUE;
+  }
+  primary = llm_cuda_primary_context_retain (index, error);
   if (primary == NULL)
     return FALSE;
   llm_cuda_primary_context_release (index);
   if (handle == primary) {
-    ok = llm_cuda_device_open (index, NULL, error);
+    ok = llm_cuda_device_adopt_context (NULL, error)
+        && llm_cuda_device_open (index, NULL, error);
     GST_INFO_OBJECT (element, "CUDA device %d, its primary context %p",
         index, handle);
   } else {
@@ -131,6 +146,8 @@ bind_kernels (GstElement * element, GstCudaContext * ctx, GError ** error)
     GST_INFO_OBJECT (element, "CUDA device %d, adopted context %p", index,
         handle);
   }
+  if (ok)
+    gst_object_replace ((GstObject **) & bound, GST_OBJECT (ctx));
   return ok;
 }
 
@@ -155,12 +172,19 @@ gst_llm_cuda_context_ensure (GstElement * element, gint device_index,
   if (ok && *ctx == NULL)
     find_context (element, ctx);
   if (ok && *ctx == NULL) {
-    *ctx = offer_primary (element, MAX (device_index, 0), &err);
-    ok = *ctx != NULL;
+    GstCudaContext *made = offer_primary (element, MAX (device_index, 0),
+        &err);
+
+    /* the element's set_context may have taken it already */
+    if (made != NULL && *ctx == NULL)
+      *ctx = made;
+    else if (made != NULL)
+      gst_object_unref (made);
+    ok = made != NULL;
   }
-  g_rec_mutex_unlock (&lock);
   if (ok)
     ok = bind_kernels (element, *ctx, &err);
+  g_rec_mutex_unlock (&lock);
   if (!ok) {
     GST_ELEMENT_ERROR (element, RESOURCE, FAILED,
         ("No CUDA context for device %d.", device_index), ("%s",

@@ -8,16 +8,18 @@
  * - gst_llm_cuda_context_set() from its GstElement.set_context;
  * - gst_llm_cuda_context_query() for GST_QUERY_CONTEXT (GstElement.query,
  *   or its pads' query functions);
- * - gst_llm_cuda_context_ensure() on READY -> PAUSED, before it allocates
- *   anything on the device; gst_clear_object() on the context after
- *   PAUSED -> READY.
+ * - gst_llm_cuda_context_ensure() before it allocates anything on the
+ *   device (gstllmelement.c: in gst_llm_element_make_compute);
+ *   gst_clear_object() on the context when it stops (READY -> NULL).
  *
  * ensure() adopts a context a neighbour or the application offers, or,
  * when there is none, offers the primary context of our device (the one
  * the CUDA runtime, and so libllmasos-cuda, runs in) wrapped as a
  * GstCudaContext, so that CUDA elements that adopt ours run in our
  * context. A foreign context is made the context of libllmasos-cuda
- * (llm_cuda_device_adopt_context). docs/cuda.md, "Memory and context".
+ * (llm_cuda_device_adopt_context); the glue keeps a reference on the
+ * context the kernels run in until another replaces it. docs/cuda.md,
+ * "Memory and context".
  *
  * Built only with CUDA and libgstcuda-1.0 (HAVE_GST_CUDA).
  *

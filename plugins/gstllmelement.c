@@ -7,6 +7,12 @@
 #include "gstllmelement.h"
 #include "llm-backend.h"
 
+#include <string.h>
+
+#ifdef HAVE_GST_CUDA
+#include "gstllmcudacontext.h"
+#endif
+
 GST_DEBUG_CATEGORY_STATIC (gst_llm_element_debug);
 #define GST_CAT_DEFAULT gst_llm_element_debug
 
@@ -21,6 +27,13 @@ typedef struct
   gchar *model_path;            /* the property */
   LlmModel *model;              /* loaded or found; NULL until needed */
   GMutex lock;
+#ifdef HAVE_GST_CUDA
+  /* gst.cuda.context (docs/cuda.md, "Memory and context"): set by the
+   * application or a neighbour, or ours (the device's primary context)
+   * once the element computes on a CUDA device; answers context queries. */
+  GstCudaContext *cuda_ctx;
+  gint cuda_device;             /* the device it must be on; -1: any */
+#endif
 } GstLlmElementPrivate;
 
 G_DEFINE_ABSTRACT_TYPE_WITH_CODE (GstLlmElement, gst_llm_element,
@@ -108,12 +121,86 @@ gst_llm_element_ensure_model (GstLlmElement * self, GstPad * pad)
   return model;
 }
 
+#ifdef HAVE_GST_CUDA
+/* A gst.cuda.context query, answered when we hold a context. */
+static gboolean
+answer_cuda_query (GstLlmElement * self, GstQuery * query)
+{
+  GstLlmElementPrivate *priv = gst_llm_element_get_instance_private (self);
+  const gchar *type = NULL;
+  GstCudaContext *ctx = NULL;
+  gboolean ok;
+
+  if (!gst_query_parse_context_type (query, &type)
+      || g_strcmp0 (type, GST_CUDA_CONTEXT_TYPE) != 0)
+    return FALSE;
+  g_mutex_lock (&priv->lock);
+  if (priv->cuda_ctx)
+    ctx = gst_object_ref (priv->cuda_ctx);
+  g_mutex_unlock (&priv->lock);
+  ok = gst_llm_cuda_context_query (GST_ELEMENT (self), query, ctx);
+  gst_clear_object (&ctx);
+  return ok;
+}
+
+/* Before anything goes to CUDA device @index: adopt the context of the
+ * application or a neighbour, or offer ours, and make it the context of
+ * our kernels. One held for another device is dropped first. */
+static gboolean
+ensure_cuda_context (GstLlmElement * self, gint index)
+{
+  GstLlmElementPrivate *priv = gst_llm_element_get_instance_private (self);
+  GstCudaContext *stale = NULL;
+
+  g_mutex_lock (&priv->lock);
+  priv->cuda_device = index;
+  if (priv->cuda_ctx
+      && gst_llm_cuda_context_get_device (priv->cuda_ctx) != index)
+    stale = g_steal_pointer (&priv->cuda_ctx);
+  g_mutex_unlock (&priv->lock);
+  if (stale) {
+    GST_INFO_OBJECT (self, "dropping the gst.cuda.context of CUDA device "
+        "%d: computing on device %d", gst_llm_cuda_context_get_device (stale),
+        index);
+    gst_object_unref (stale);
+  }
+  /* not under priv->lock: ensure() calls our set_context */
+  return gst_llm_cuda_context_ensure (GST_ELEMENT (self), index,
+      &priv->cuda_ctx);
+}
+
+static void
+release_cuda_context (GstLlmElement * self)
+{
+  GstLlmElementPrivate *priv = gst_llm_element_get_instance_private (self);
+
+  g_mutex_lock (&priv->lock);
+  gst_clear_object (&priv->cuda_ctx);
+  priv->cuda_device = -1;
+  g_mutex_unlock (&priv->lock);
+}
+#endif
+
 gboolean
 gst_llm_element_handle_query (GstLlmElement * self, GstQuery * query)
 {
   if (GST_QUERY_TYPE (query) != GST_QUERY_CONTEXT)
     return FALSE;
+#ifdef HAVE_GST_CUDA
+  if (answer_cuda_query (self, query))
+    return TRUE;
+#endif
   return llm_model_answer_context_query (gst_llm_element_get_model (self),
+      query);
+}
+
+/* Context queries sent to the element itself (gst_element_query). */
+static gboolean
+gst_llm_element_query (GstElement * element, GstQuery * query)
+{
+  if (gst_llm_element_handle_query (GST_LLM_ELEMENT (element), query))
+    return TRUE;
+  return GST_ELEMENT_CLASS (gst_llm_element_parent_class)->query (element,
       query);
 }
 
@@ -134,6 +221,19 @@ gst_llm_element_set_context (GstElement * element, GstContext * context)
     g_mutex_unlock (&priv->lock);
     g_object_unref (model);
   }
+#ifdef HAVE_GST_CUDA
+  /* kept unless one is held already, and only for the device we compute
+   * on once that is known */
+  if (g_strcmp0 (gst_context_get_context_type (context),
+          GST_CUDA_CONTEXT_TYPE) == 0) {
+    g_mutex_lock (&priv->lock);
+    if (gst_llm_cuda_context_set (element, context, priv->cuda_device,
+            &priv->cuda_ctx))
+      GST_DEBUG_OBJECT (self, "gst.cuda.context %" GST_PTR_FORMAT,
+          priv->cuda_ctx);
+    g_mutex_unlock (&priv->lock);
+  }
+#endif
   GST_ELEMENT_CLASS (gst_llm_element_parent_class)->set_context (element,
       context);
 }
@@ -163,6 +263,9 @@ gst_llm_element_change_state (GstElement * element, GstStateChange transition)
     g_mutex_lock (&priv->lock);
     g_clear_object (&priv->model);
     g_mutex_unlock (&priv->lock);
+#ifdef HAVE_GST_CUDA
+    release_cuda_context (self);
+#endif
   }
   return ret;
 }
@@ -213,6 +316,9 @@ gst_llm_element_finalize (GObject * object)
   GstLlmElementPrivate *priv = gst_llm_element_get_instance_private (self);
 
   g_clear_object (&priv->model);
+#ifdef HAVE_GST_CUDA
+  gst_clear_object (&priv->cuda_ctx);
+#endif
   g_free (priv->model_path);
   g_mutex_clear (&priv->lock);
   G_OBJECT_CLASS (gst_llm_element_parent_class)->finalize (object);
@@ -237,6 +343,7 @@ gst_llm_element_class_init (GstLlmElementClass * klass)
           GST_PARAM_MUTABLE_READY));
 
   element_class->set_context = GST_DEBUG_FUNCPTR (gst_llm_element_set_context);
+  element_class->query = GST_DEBUG_FUNCPTR (gst_llm_element_query);
   element_class->change_state =
       GST_DEBUG_FUNCPTR (gst_llm_element_change_state);
   gst_type_mark_as_plugin_api (GST_TYPE_LLM_ELEMENT, 0);
@@ -248,6 +355,9 @@ gst_llm_element_init (GstLlmElement * self)
   GstLlmElementPrivate *priv = gst_llm_element_get_instance_private (self);
 
   g_mutex_init (&priv->lock);
+#ifdef HAVE_GST_CUDA
+  priv->cuda_device = -1;
+#endif
 }
 
 GParamSpec *
@@ -281,6 +391,12 @@ gst_llm_element_make_compute (GstLlmElement * self, LlmModel * model,
   if (backend == NULL)
     return llm_compute_new (llm_model_get_file (model), n_threads);
 
+#ifdef HAVE_GST_CUDA
+  /* before the weights go to the device: they belong to the context */
+  if (strcmp (backend->name, "cuda") == 0
+      && !ensure_cuda_context (self, index))
+    return NULL;
+#endif
   {
     g_autofree gchar *what = backend->device_describe (index);
     GST_INFO_OBJECT (self, "computing on %s", what);

@@ -38,11 +38,14 @@ GParamSpec *gst_llm_element_device_param_spec (const gchar * default_device,
     const gchar * extra_blurb);
 /* A compute for @model on @device ("cpu", "cuda", "cuda:N"): copies the
  * weights to the device on first use (posting llm-model-progress
- * messages). Posts an element error and returns NULL if the device does
- * not exist, or the model does not fit or cannot run there. */
+ * messages). On a CUDA device (built with libgstcuda) it first adopts or
+ * offers the gst.cuda.context (gstllmcudacontext.h). Posts an element
+ * error and returns NULL if the device does not exist, there is no CUDA
+ * context, or the model does not fit or cannot run there. */
 LlmCompute *gst_llm_element_make_compute (GstLlmElement * self,
     LlmModel * model, const gchar * device, guint n_threads);
-/* Pad query function helper: answers llm.model context queries. */
+/* Pad query function helper: answers llm.model and gst.cuda.context
+ * context queries. */
 gboolean gst_llm_element_handle_query (GstLlmElement * self,
     GstQuery * query);
 

@@ -12,6 +12,21 @@
  *     gst.cuda.context whose GstCudaContext is the device's primary context
  *     (the runtime's own), usable by GStreamer (push/pop), and answers a
  *     context query with it.
+ * Then the real elements (gstllmelement.c), in
+ * `appsrc ! llmtokenizer ! llmencoder device=cuda ! llmdecoder ! llmsampler
+ * temperature=0 ! llmdetokenizer ! appsink` on every reference case of
+ * stories260K (tests/test-pipeline.h), each run checking the reference
+ * tokens and text:
+ * (c) the application sets a gst_cuda_context_new (0) context on the
+ *     pipeline: llmencoder and llmdecoder log that they adopted its handle
+ *     (GST_INFO of the glue, caught by a log function), the decoder's
+ *     streaming thread runs in it (llm_cuda_current_context, on every
+ *     token), and so does libllmasos-cuda after the run; nobody posts a
+ *     gst.cuda.context of ours or asks for one;
+ * (d) no context set: the pipeline posts exactly one have-context of type
+ *     gst.cuda.context (the encoder's; the decoder finds it by query),
+ *     whose GstCudaContext is device 0's primary context, the one the
+ *     streaming thread runs in, and usable by GStreamer (push/pop).
  * Without a GPU it says why and exits 77 (meson: SKIP).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
@@ -19,6 +34,11 @@
 
 #include "gstllmcudacontext.h"
 #include "llm-cuda.h"
+#include "test-common.h"
+#include "test-pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
 #include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudautils.h>
 
@@ -150,8 +170,12 @@ GST_START_TEST (test_adopt_app_context)
   fail_unless_equals_int (gst_element_set_state (pipeline, GST_STATE_NULL),
       GST_STATE_CHANGE_SUCCESS);
   gst_object_unref (pipeline);
-  /* back to the primary context before the app's goes away */
+  /* back to the primary context (llm_cuda_device_open would keep the
+   * adopted one: it is on device 0) */
   fail_unless (llm_cuda_device_open (0, NULL, NULL));
+  fail_unless (llm_cuda_current_context () == gst_cuda_context_get_handle
+      (app), "llm_cuda_device_open dropped the adopted context");
+  fail_unless (llm_cuda_device_adopt_context (NULL, NULL));
   fail_if (llm_cuda_current_context () == gst_cuda_context_get_handle (app));
   gst_object_unref (app);
 }
@@ -194,7 +218,7 @@ GST_START_TEST (test_adopt_need_context)
   gst_bus_set_sync_handler (bus, NULL, NULL, NULL);
   gst_object_unref (bus);
   gst_object_unref (pipeline);
-  fail_unless (llm_cuda_device_open (0, NULL, NULL));
+  fail_unless (llm_cuda_device_adopt_context (NULL, NULL));
   gst_object_unref (app);
 }
 
@@ -264,6 +288,328 @@ GST_START_TEST (test_offer_primary)
 
 GST_END_TEST;
 
+/* --- the real elements --- */
+
+static gchar *model_dir;
+
+/* What the glue logged (category llmcudacontext): per element name, the
+ * context it bound our kernels to and how. */
+typedef struct
+{
+  GMutex lock;
+  GHashTable *bound;            /* element name -> "how %p" */
+} GlueLog;
+
+static GlueLog glue_log;
+
+static void
+on_log (GstDebugCategory * category, GstDebugLevel level, const gchar * file,
+    const gchar * function, gint line, GObject * object,
+    GstDebugMessage * message, gpointer user_data)
+{
+  const gchar *msg, *at;
+  const gchar *how;
+  void *ptr = NULL;
+
+  if (strcmp (gst_debug_category_get_name (category), "llmcudacontext") != 0
+      || !GST_IS_OBJECT (object) || (msg = gst_debug_message_get (message))
+      == NULL || (at = strstr (msg, "context ")) == NULL
+      || sscanf (at + strlen ("context "), "%p", &ptr) != 1
+      || g_str_has_prefix (msg, "offering"))
+    return;
+  if (strstr (msg, "adopted context") != NULL)
+    how = "adopted";
+  else if (strstr (msg, "already in use") != NULL)
+    how = "in-use";
+  else if (strstr (msg, "primary context") != NULL)
+    how = "primary";
+  else
+    return;
+  g_mutex_lock (&glue_log.lock);
+  g_hash_table_insert (glue_log.bound, g_strdup (GST_OBJECT_NAME (object)),
+      g_strdup_printf ("%s %p", how, ptr));
+  g_mutex_unlock (&glue_log.lock);
+}
+
+/* "how %p" the element named @name bound our kernels with, or NULL. */
+static gchar *
+glue_bound (const gchar * name)
+{
+  gchar *v;
+
+  g_mutex_lock (&glue_log.lock);
+  v = g_strdup (g_hash_table_lookup (glue_log.bound, name));
+  g_mutex_unlock (&glue_log.lock);
+  return v;
+}
+
+typedef struct
+{
+  GArray *tokens;               /* gint32, leaving llmsampler */
+  GString *text;
+  gchar *error;
+  GPtrArray *offered;           /* GstContext of have-context (cuda) */
+  guint need_cuda;              /* need-context of type gst.cuda.context */
+  void *stream_ctx;             /* llm_cuda_current_context (), first token */
+  guint stream_ctx_changes;     /* tokens on which it was another */
+} CudaRun;
+
+static GstBusSyncReply
+watch_contexts (GstBus * bus, GstMessage * msg, gpointer user_data)
+{
+  CudaRun *r = user_data;
+  const gchar *type = NULL;
+
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_HAVE_CONTEXT) {
+    GstContext *context = NULL;
+
+    gst_message_parse_have_context (msg, &context);
+    if (g_strcmp0 (gst_context_get_context_type (context),
+            GST_CUDA_CONTEXT_TYPE) == 0)
+      g_ptr_array_add (r->offered, context);
+    else
+      gst_context_unref (context);
+  } else if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_NEED_CONTEXT
+      && gst_message_parse_context_type (msg, &type)
+      && g_strcmp0 (type, GST_CUDA_CONTEXT_TYPE) == 0) {
+    r->need_cuda++;
+  }
+  return GST_BUS_PASS;
+}
+
+/* In the decoder's streaming thread, where the decoder and the sampler
+ * run their kernels. */
+static GstPadProbeReturn
+on_tokens (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  CudaRun *r = user_data;
+  void *ctx = llm_cuda_current_context ();
+  GstMapInfo map;
+
+  if (r->tokens->len == 0 && r->stream_ctx == NULL)
+    r->stream_ctx = ctx;
+  else if (ctx != r->stream_ctx)
+    r->stream_ctx_changes++;
+  gst_buffer_map (GST_PAD_PROBE_INFO_BUFFER (info), &map, GST_MAP_READ);
+  g_array_append_vals (r->tokens, map.data, map.size / sizeof (gint32));
+  gst_buffer_unmap (GST_PAD_PROBE_INFO_BUFFER (info), &map);
+  return GST_PAD_PROBE_OK;
+}
+
+static GstFlowReturn
+on_sample (GstElement * sink, gpointer user_data)
+{
+  CudaRun *r = user_data;
+  GstSample *sample = NULL;
+  GstMapInfo map;
+
+  g_signal_emit_by_name (sink, "pull-sample", &sample);
+  if (sample == NULL)
+    return GST_FLOW_ERROR;
+  gst_buffer_map (gst_sample_get_buffer (sample), &map, GST_MAP_READ);
+  g_string_append_len (r->text, (const gchar *) map.data, map.size);
+  gst_buffer_unmap (gst_sample_get_buffer (sample), &map);
+  gst_sample_unref (sample);
+  return GST_FLOW_OK;
+}
+
+/* The pipeline of the header on @prompt, with @app (may be NULL) set on
+ * it before it starts. */
+static CudaRun *
+run_cuda_pipeline (GstCudaContext * app, const gchar * prompt)
+{
+  g_autofree gchar *desc = g_strdup_printf ("appsrc name=src ! "
+      "llmtokenizer model=\"%s\" ! llmencoder name=enc device=cuda ! "
+      "llmdecoder name=dec max-tokens=120 ! llmsampler name=sam "
+      "temperature=0 ! llmdetokenizer ! appsink name=sink", model_dir);
+  CudaRun *r = g_new0 (CudaRun, 1);
+  GError *err = NULL;
+  GstElement *pipeline = gst_parse_launch (desc, &err);
+  GstElement *src, *sink, *sam;
+  GstBus *bus;
+  GstMessage *msg;
+  GstPad *pad;
+  GstFlowReturn fr;
+  GstBuffer *buf;
+
+  fail_unless (pipeline != NULL, "%s: %s", desc, err ? err->message : "");
+  r->tokens = g_array_new (FALSE, FALSE, sizeof (gint32));
+  r->text = g_string_new (NULL);
+  r->offered = g_ptr_array_new_with_free_func ((GDestroyNotify)
+      gst_context_unref);
+  if (app != NULL) {
+    GstContext *context = gst_context_new_cuda_context (app);
+
+    gst_element_set_context (pipeline, context);
+    gst_context_unref (context);
+  }
+  bus = gst_element_get_bus (pipeline);
+  gst_bus_set_sync_handler (bus, watch_contexts, r, NULL);
+  sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
+  g_object_set (sink, "emit-signals", TRUE, "sync", FALSE, NULL);
+  g_signal_connect (sink, "new-sample", G_CALLBACK (on_sample), r);
+  sam = gst_bin_get_by_name (GST_BIN (pipeline), "sam");
+  pad = gst_element_get_static_pad (sam, "src");
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_tokens, r, NULL);
+  gst_object_unref (pad);
+  gst_object_unref (sam);
+
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  buf = gst_buffer_new_memdup (prompt, strlen (prompt));
+  g_signal_emit_by_name (src, "push-buffer", buf, &fr);
+  gst_buffer_unref (buf);
+  g_signal_emit_by_name (src, "end-of-stream", &fr);
+  gst_object_unref (src);
+
+  msg = gst_bus_timed_pop_filtered (bus, 120 * GST_SECOND,
+      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  if (msg == NULL) {
+    r->error = g_strdup ("timeout: no EOS or error within 120 s");
+  } else if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+    gchar *dbg = NULL;
+
+    gst_message_parse_error (msg, &err, &dbg);
+    r->error = g_strdup_printf ("%s (%s)", err->message, dbg ? dbg : "");
+    g_clear_error (&err);
+    g_free (dbg);
+  }
+  gst_clear_message (&msg);
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_bus_set_sync_handler (bus, NULL, NULL, NULL);
+  gst_object_unref (bus);
+  gst_object_unref (sink);
+  gst_object_unref (pipeline);
+  return r;
+}
+
+static void
+cuda_run_free (CudaRun * r)
+{
+  g_array_unref (r->tokens);
+  g_string_free (r->text, TRUE);
+  g_ptr_array_unref (r->offered);
+  g_free (r->error);
+  g_free (r);
+}
+
+/* @r's tokens and text are @c's reference. */
+static void
+check_reference (CudaRun * r, LlmGoldenCase * c, guint i)
+{
+  fail_unless (r->error == NULL, "case %u: %s", i, r->error);
+  fail_unless_equals_int (r->tokens->len, c->greedy_ids->len);
+  for (guint t = 0; t < r->tokens->len; t++)
+    fail_unless_equals_int (g_array_index (r->tokens, gint32, t),
+        g_array_index (c->greedy_ids, gint32, t));
+  fail_unless_equals_string (r->text->str, c->continuation);
+}
+
+static void
+glue_log_reset (void)
+{
+  g_mutex_lock (&glue_log.lock);
+  g_hash_table_remove_all (glue_log.bound);
+  g_mutex_unlock (&glue_log.lock);
+}
+
+/* (c) the application's context, on the real elements */
+GST_START_TEST (test_pipeline_adopts_app_context)
+{
+  GstCudaContext *app = gst_cuda_context_new (0);
+  GPtrArray *cases = llm_golden_cases ();
+  void *handle;
+
+  fail_unless (app != NULL);
+  handle = gst_cuda_context_get_handle (app);
+  for (guint i = 0; i < cases->len; i++) {
+    LlmGoldenCase *c = g_ptr_array_index (cases, i);
+    /* the encoder adopts it in the first run (the tests above left the
+     * primary context bound) and finds it in use in later runs; the
+     * decoder, after the encoder, always finds it in use */
+    g_autofree gchar *want_enc = g_strdup_printf ("%s %p",
+        i == 0 ? "adopted" : "in-use", handle);
+    g_autofree gchar *want_dec = g_strdup_printf ("in-use %p", handle);
+    g_autofree gchar *enc = NULL, *dec = NULL;
+    CudaRun *r;
+
+    glue_log_reset ();
+    r = run_cuda_pipeline (app, c->prompt);
+    check_reference (r, c, i);
+    enc = glue_bound ("enc");
+    dec = glue_bound ("dec");
+    fail_unless (g_strcmp0 (enc, want_enc) == 0, "case %u: llmencoder: %s, "
+        "expected %s", i, enc, want_enc);
+    fail_unless (g_strcmp0 (dec, want_dec) == 0, "case %u: llmdecoder: %s, "
+        "expected %s", i, dec, want_dec);
+    fail_unless (r->stream_ctx == handle, "case %u: the decoder's thread ran "
+        "in %p, the app's context is %p", i, r->stream_ctx, handle);
+    fail_unless_equals_int (r->stream_ctx_changes, 0);
+    /* we adopted: nothing of ours offered */
+    fail_unless_equals_int (r->offered->len, 0);
+    fail_unless (llm_cuda_current_context () == handle);
+    cuda_run_free (r);
+  }
+  g_ptr_array_unref (cases);
+  gst_object_unref (app);
+}
+
+GST_END_TEST;
+
+/* (d) no context set: the encoder offers the primary context */
+GST_START_TEST (test_pipeline_offers_primary)
+{
+  GPtrArray *cases = llm_golden_cases ();
+  void *primary = llm_cuda_primary_context_retain (0, NULL);
+
+  fail_unless (primary != NULL);
+  llm_cuda_primary_context_release (0);
+  for (guint i = 0; i < cases->len; i++) {
+    LlmGoldenCase *c = g_ptr_array_index (cases, i);
+    GstCudaContext *offered = NULL;
+    CUcontext popped = NULL;
+    g_autofree gchar *enc = NULL, *dec = NULL;
+    g_autofree gchar *want_enc = g_strdup_printf ("primary %p", primary);
+    g_autofree gchar *want_dec = g_strdup_printf ("in-use %p", primary);
+    CudaRun *r;
+
+    glue_log_reset ();
+    r = run_cuda_pipeline (NULL, c->prompt);
+    check_reference (r, c, i);
+    fail_unless_equals_int (r->offered->len, 1);
+    fail_unless (gst_structure_get (gst_context_get_structure
+            (g_ptr_array_index (r->offered, 0)), GST_CUDA_CONTEXT_TYPE,
+            GST_TYPE_CUDA_CONTEXT, &offered, NULL));
+    fail_unless_equals_int (gst_llm_cuda_context_get_device (offered), 0);
+    fail_unless (gst_cuda_context_get_handle (offered) == primary,
+        "case %u: offered %p, the primary context is %p", i,
+        gst_cuda_context_get_handle (offered), primary);
+    fail_unless (r->stream_ctx == primary);
+    fail_unless_equals_int (r->stream_ctx_changes, 0);
+    /* the encoder asked the application (need-context) before offering
+     * (a later need-context would be answered by the bin, which keeps the
+     * offered context, and not reach the bus) */
+    fail_unless_equals_int (r->need_cuda, 1);
+    /* the encoder bound the primary context, the decoder the same object
+     * (in use already) */
+    enc = glue_bound ("enc");
+    dec = glue_bound ("dec");
+    fail_unless (g_strcmp0 (enc, want_enc) == 0, "case %u: llmencoder: %s, "
+        "expected %s", i, enc, want_enc);
+    fail_unless (g_strcmp0 (dec, want_dec) == 0, "case %u: llmdecoder: %s, "
+        "expected %s", i, dec, want_dec);
+    /* usable by GStreamer's CUDA code after the pipeline stopped */
+    fail_unless (gst_cuda_context_push (offered));
+    fail_unless (gst_cuda_context_pop (&popped));
+    fail_unless (popped == primary);
+    gst_object_unref (offered);
+    cuda_run_free (r);
+  }
+  g_ptr_array_unref (cases);
+}
+
+GST_END_TEST;
+
 static Suite *
 cuda_context_suite (void)
 {
@@ -283,12 +629,21 @@ cuda_context_suite (void)
     exit (77);
   }
   g_print ("CUDA device 0: %s\n", info.name);
+  model_dir = llm_test_model_dir ("stories260K");
+  g_mutex_init (&glue_log.lock);
+  glue_log.bound = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+      g_free);
+  gst_debug_set_threshold_for_name ("llmcudacontext", GST_LEVEL_INFO);
+  gst_debug_add_log_function (on_log, NULL, NULL);
   /* CUDA does not survive fork() once initialised. */
   g_setenv ("CK_FORK", "no", TRUE);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_adopt_app_context);
   tcase_add_test (tc, test_adopt_need_context);
   tcase_add_test (tc, test_offer_primary);
+  tcase_add_test (tc, test_pipeline_adopts_app_context);
+  tcase_add_test (tc, test_pipeline_offers_primary);
+  tcase_set_timeout (tc, 300);
   return s;
 }
 
