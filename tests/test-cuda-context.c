@@ -613,11 +613,12 @@ GST_END_TEST;
 static Suite *
 cuda_context_suite (void)
 {
-  Suite *s = suite_create ("cuda-context");
-  TCase *tc = tcase_create ("cuda-context");
+  Suite *s;
+  TCase *tc;
   GError *err = NULL;
   LlmCudaDeviceInfo info;
 
+  /* before the suite exists: a skip leaks nothing (ASan's leak check) */
   if (llm_cuda_device_count (&err) == 0
       || !llm_cuda_device_open (0, &info, &err)) {
     g_print ("SKIP: %s\n", err ? err->message : "no CUDA device");
@@ -629,6 +630,8 @@ cuda_context_suite (void)
     exit (77);
   }
   g_print ("CUDA device 0: %s\n", info.name);
+  s = suite_create ("cuda-context");
+  tc = tcase_create ("cuda-context");
   model_dir = llm_test_model_dir ("stories260K");
   g_mutex_init (&glue_log.lock);
   glue_log.bound = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
