@@ -48,6 +48,22 @@ llm_backend_lookup (const gchar * name)
   return found;
 }
 
+/* "cpu, cuda, cuda:N" for the backends registered. */
+static gchar *
+known_devices (void)
+{
+  GString *s = g_string_new ("cpu");
+
+  g_mutex_lock (&registry_lock);
+  for (guint i = 0; registry != NULL && i < registry->len; i++) {
+    const LlmBackend *b = g_ptr_array_index (registry, i);
+
+    g_string_append_printf (s, ", %s, %s:N", b->name, b->name);
+  }
+  g_mutex_unlock (&registry_lock);
+  return g_string_free (s, FALSE);
+}
+
 gboolean
 llm_device_parse (const gchar * device, const LlmBackend ** backend,
     gint * index, GError ** error)
@@ -63,11 +79,14 @@ llm_device_parse (const gchar * device, const LlmBackend ** backend,
 
   *backend = NULL;
   *index = 0;
-  if (device == NULL || *device == '\0' || strcmp (device, "cpu") == 0)
+  if (device == NULL || *device == '\0' || g_ascii_strcasecmp (device,
+          "cpu") == 0)
     return TRUE;
 
+  /* names as gst-launch users type them: CUDA:1 is cuda:1 */
   colon = strchr (device, ':');
-  name = colon ? g_strndup (device, colon - device) : g_strdup (device);
+  name = colon ? g_ascii_strdown (device, colon - device)
+      : g_ascii_strdown (device, -1);
   if (colon != NULL) {
     gchar *end = NULL;
 
@@ -79,12 +98,21 @@ llm_device_parse (const gchar * device, const LlmBackend ** backend,
       return FALSE;
     }
   }
+  if (strcmp (name, "cpu") == 0) {
+    if (n == 0)
+      return TRUE;              /* cpu:0 */
+    g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED,
+        "device \"%s\" does not exist: the CPU is one device, cpu or "
+        "cpu:0", device);
+    return FALSE;
+  }
   b = llm_backend_lookup (name);
   if (b == NULL) {
+    g_autofree gchar *known = known_devices ();
+
     g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED,
-        "device \"%s\": this build has no \"%s\" backend (it was built "
-        "without %s support, or the backend was not registered)", device,
-        name, name);
+        "device \"%s\": this build has no \"%s\" backend (devices it "
+        "knows: %s)", device, name, known);
     return FALSE;
   }
   count = b->device_count (&err);

@@ -108,8 +108,8 @@ void llm_backend_register (const LlmBackend * backend);
 /* The backend registered as @name, or NULL. */
 const LlmBackend *llm_backend_lookup (const gchar * name);
 
-/* Parses a device string: "cpu", "cuda" (= "cuda:0") or "cuda:N".
- * *@backend is NULL for the CPU. LLM_ERROR_UNSUPPORTED naming what was
+/* Parses a device string: "cpu" (or "cpu:0"), "cuda" (= "cuda:0") or
+ * "cuda:N", names in any case. *@backend is NULL for the CPU. LLM_ERROR_UNSUPPORTED naming what was
  * asked for when this build has no such backend or the device does not
  * exist; LLM_ERROR_INPUT for a malformed string. */
 gboolean llm_device_parse (const gchar * device, const LlmBackend ** backend,
