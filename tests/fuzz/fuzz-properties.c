@@ -7,9 +7,14 @@
  * (not GstObject's name and parent) from its value. Then every readable
  * property is read back and serialized. Nothing changes state: the model
  * property would load whatever path the input names.
+ * Every value is also parsed as a device string (llm_device_parse, which
+ * the elements call on `device` when they start): accepted means the CPU
+ * at index 0 or a registered backend at an index >= 0; refused means an
+ * error whose message names the string.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "fuzz-gst.h"
+#include "llm-backend.h"
 
 #define MAX_LINES 16
 /* Our array property (stop-strings) holds strings: one level. */
@@ -83,6 +88,26 @@ read_all (GstElement * e)
   g_free (specs);
 }
 
+static void
+check_device (const gchar * device)
+{
+  const LlmBackend *backend = NULL;
+  gint index = -1;
+  GError *err = NULL;
+
+  if (llm_device_parse (device, &backend, &index, &err)) {
+    LLM_FUZZ_CHECK (err == NULL, "device '%s' accepted with an error",
+        device);
+    LLM_FUZZ_CHECK (backend == NULL ? index == 0 : index >= 0,
+        "device '%s' accepted as index %d", device, index);
+  } else {
+    LLM_FUZZ_CHECK (err != NULL && strstr (err->message, device) != NULL,
+        "device '%s' refused, the message does not name it: %s", device,
+        err ? err->message : "(no error)");
+    g_error_free (err);
+  }
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t * data, size_t size)
 {
@@ -101,6 +126,8 @@ LLVMFuzzerTestOneInput (const uint8_t * data, size_t size)
       if (eq == NULL)
         continue;
       name = g_strndup (lines[i], eq - lines[i]);
+      if (k == 0)
+        check_device (eq + 1);
       if (strcmp (name, "*") == 0) {
         set_all (e, eq + 1);
         continue;

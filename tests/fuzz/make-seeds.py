@@ -438,6 +438,7 @@ def properties_seeds(models):
         "model=" + model,
         "*=1", "*=-1", "*=", "*=<>", "*=18446744073709551616", "*=nan",
         "*=\"quoted\"",
+        "device=cuda:1\ndevice=CPU\n*=cpu:0",
     ]
     return {"props-%02d.txt" % i: p.encode() for i, p in enumerate(props)}
 
