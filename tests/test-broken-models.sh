@@ -18,6 +18,7 @@ MODELS=${LLMASOS_MODELS:-../shared/models}
 MODEL_DIR=$MODELS/stories260K
 BUILD=${LLMASOS_BUILD_DIR:?LLMASOS_BUILD_DIR must point at the build tree}
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/launch-check.sh"
 if [ ! -f "$MODEL_DIR/config.json" ]; then
   echo "MODEL MISSING: $MODEL_DIR not found; set LLMASOS_MODELS to the folder holding stories260K/" >&2
   exit 1
@@ -69,21 +70,9 @@ while IFS=$'\t' read -r name expected what; do
   msg=${line#*: Could not load model: }
   # the expected text must be in the message, not in the file's name
   rest=${line//"$file"/}
-  why=
-  if [ $rc -eq 0 ]; then
-    why="exit code 0"
-  elif [ $rc -eq 124 ]; then
-    why="timed out (60 s)"
-  elif [ $rc -gt 128 ] && [ $rc -lt 255 ]; then
-    # gst-launch-1.0 exits with -1 (255) when the pipeline fails; 129..254
-    # is a signal
-    why="killed by signal $((rc - 128))"
-  elif grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$tmp/err"; then
-    why="sanitizer report"
-  elif grep -qE 'CRITICAL \*\*|WARNING \*\*' "$tmp/err"; then
-    why="GLib critical or warning"
-  elif [ -z "$line" ]; then
-    why="no element error"
+  why=$(launch_failure_reason $rc "$tmp/err")
+  if [ -n "$why" ]; then
+    :
   elif [[ $line != *"$file"* ]]; then
     why="the message does not name $file"
   elif [[ $rest != *"$expected"* ]]; then

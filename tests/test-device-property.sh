@@ -14,6 +14,7 @@ if [ ! -f "$MODEL_DIR/config.json" ]; then
 fi
 command -v gst-launch-1.0 >/dev/null || { echo "gst-launch-1.0 not found (apt-get install gstreamer1.0-tools)" >&2; exit 1; }
 BUILD=${LLMASOS_BUILD_DIR:?LLMASOS_BUILD_DIR must point at the build tree}
+. "$(cd "$(dirname "$0")" && pwd)/launch-check.sh"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -31,7 +32,7 @@ n=0
 # check ENCODER_PROPS DECODER_PROPS ELEMENT_CLASS EXPECTED: the error must
 # come from ELEMENT_CLASS and hold one of EXPECTED's '|'-separated texts.
 check () {
-  local props_enc=$1 props_dec=$2 who=$3 expected=$4 rc line why= e found=0
+  local props_enc=$1 props_dec=$2 who=$3 expected=$4 rc line why e found=0
   n=$((n + 1))
   printf 'Once upon a time' | timeout -k 5 60 gst-launch-1.0 -q fdsrc ! \
     llmtokenizer model="$MODEL_DIR" ! llmencoder $props_enc ! \
@@ -43,16 +44,9 @@ check () {
   for e in "${alts[@]}"; do
     [[ $line == *"$e"* ]] && found=1
   done
-  if [ $rc -eq 0 ]; then
-    why="exit code 0"
-  elif [ $rc -eq 124 ]; then
-    why="timed out (60 s)"
-  elif [ $rc -gt 128 ] && [ $rc -lt 255 ]; then
-    why="killed by signal $((rc - 128))"
-  elif grep -qE 'AddressSanitizer|runtime error:|CRITICAL \*\*' "$tmp/err"; then
-    why="sanitizer report or GLib critical"
-  elif [ -z "$line" ]; then
-    why="no element error"
+  why=$(launch_failure_reason $rc "$tmp/err")
+  if [ -n "$why" ]; then
+    :
   elif [[ $line != *"$who"* ]]; then
     why="the error is not from $who"
   elif [ $found -eq 0 ]; then
