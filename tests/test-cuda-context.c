@@ -456,9 +456,13 @@ run_cuda_pipeline (GstCudaContext * app, const gchar * prompt)
 
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
-  buf = gst_buffer_new_memdup (prompt, strlen (prompt));
-  g_signal_emit_by_name (src, "push-buffer", buf, &fr);
-  gst_buffer_unref (buf);
+  /* the empty prompt is no buffer at all: EOS alone (the encoder then
+   * starts from BOS), as in test-pipeline.c */
+  if (prompt[0] != '\0') {
+    buf = gst_buffer_new_memdup (prompt, strlen (prompt));
+    g_signal_emit_by_name (src, "push-buffer", buf, &fr);
+    gst_buffer_unref (buf);
+  }
   g_signal_emit_by_name (src, "end-of-stream", &fr);
   gst_object_unref (src);
 
