@@ -235,6 +235,62 @@ void llm_cuda_matvec_packed_add (float *out, const void *packed,
 void llm_cuda_matvec_packed_multi (float *out, const void *packed,
     LlmDType dtype, const float *x, guint n_x, guint rows, guint cols,
     LlmCudaStream * stream);
+/* --- the decode step's fused kernels (one token) ---
+ * Each does in one launch what two kernels above do one after the other,
+ * so that the step has fewer kernel boundaries (each costs a few
+ * microseconds of ramp-up and tail at batch 1). The matvecs return FALSE,
+ * launching nothing, where they cannot fuse for that dtype or shape; the
+ * caller then launches the two kernels. LLMASOS_CUDA_FUSE=0 in the
+ * environment makes the forward pass not call them (for comparisons). */
+
+/* out = W (rmsnorm(x) * norm): llm_cuda_rmsnorm_forward() then
+ * llm_cuda_matvec_packed(). @norm: @cols elements of @norm_dtype (F32,
+ * F16, BF16). F32/F16/BF16 weights apply the rmsnorm's scale to the dot
+ * product rather than to x (the same value, other rounding); Q8_0/Q4_0
+ * normalize x before they round it to Q8_0. */
+gboolean llm_cuda_matvec_packed_rmsnorm (float *out, const void *packed,
+    LlmDType dtype, const float *x, const void *norm, LlmDType norm_dtype,
+    float eps, guint rows, guint cols, LlmCudaStream * stream);
+/* out[i] = silu(h[i]) * h[i + rows / 2] for i < rows / 2, h = W
+ * (rmsnorm(x) * norm): the stacked gate|up projection with the SwiGLU
+ * after it (llm_cuda_matvec_packed_rmsnorm() then llm_cuda_swiglu_rows()).
+ * F32, F16 and BF16 weights; @rows even. */
+gboolean llm_cuda_matvec_packed_rmsnorm_swiglu (float *out,
+    const void *packed, LlmDType dtype, const float *x, const void *norm,
+    LlmDType norm_dtype, float eps, guint rows, guint cols,
+    LlmCudaStream * stream);
+/* out[r] += dot(row r of W, silu(g) * u), @gate_up = [g | u] (2 @cols
+ * floats): llm_cuda_swiglu_rows() then llm_cuda_matvec_packed_add() (the
+ * down projection). Q8_0 and Q4_0 weights. */
+gboolean llm_cuda_matvec_packed_swiglu_add (float *out, const void *packed,
+    LlmDType dtype, const float *gate_up, guint rows, guint cols,
+    LlmCudaStream * stream);
+/* For the Q8_0 / Q4_0 matvecs: x rounded to Q8_0 once into @xq (device
+ * memory of llm_cuda_quantized_x_bytes(@cols)), in the order the matvec
+ * of @dtype reads it, rather than by every block of the matvec; x on the
+ * way in is rmsnorm(x) * @norm where @norm is not NULL, or silu(g) * u of
+ * @x = [g | u] (2 @cols floats) where @swiglu. FALSE (nothing launched)
+ * for another @dtype, @cols not a multiple of 32, or both @norm and
+ * @swiglu. */
+size_t llm_cuda_quantized_x_bytes (guint cols);
+gboolean llm_cuda_quantize_x (void *xq, LlmDType dtype, const float *x,
+    guint cols, const void *norm, LlmDType norm_dtype, float eps,
+    gboolean swiglu, LlmCudaStream * stream);
+/* out[r] (+ if @add)= dot(row r of @packed, the x in @xq), Q8_0 / Q4_0;
+ * FALSE for another @dtype. */
+gboolean llm_cuda_matvec_packed_quantized (float *out, const void *packed,
+    LlmDType dtype, const void *xq, guint rows, guint cols, gboolean add,
+    LlmCudaStream * stream);
+/* One token's row @qkv = [q (n_heads heads) | k (n_kv_heads) | v
+ * (n_kv_heads)], heads of @head_dim: rotates q and k in place as
+ * llm_cuda_rope_apply_at() and stores the rotated k and v at position
+ * *@pos_device of @k_cache / @v_cache (rows of n_kv_heads * head_dim, F32
+ * or F16) as llm_cuda_kv_store() does. */
+void llm_cuda_rope_kv_store_at (float *qkv, guint n_heads, guint n_kv_heads,
+    guint head_dim, void *k_cache, void *v_cache, LlmDType kv_dtype,
+    const gint32 * pos_device, float theta, gboolean interleaved,
+    LlmCudaStream * stream);
+
 /* For prefill through cuBLAS: @dst (rows * cols halves) = @packed as F16,
  * each weight the F16 rounding of what llm_dequantize_row() gives. */
 void llm_cuda_matrix_dequantize_f16 (guint16 * dst, const void *packed,

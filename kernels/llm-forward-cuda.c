@@ -20,9 +20,10 @@
  * Decode (one token) reads every weight once through the matvecs; the
  * step is captured as a CUDA graph per KV cache, its token and position
  * read from device memory, so that a step costs one launch. Prefill runs
- * blocks of up to PREFILL_BLOCK tokens: GEMMs through cuBLAS (quantized
- * weights dequantized to F16 for it, a layer's matrix at a time) and the
- * fused causal attention kernel.
+ * blocks of up to c->block tokens (PREFILL_BLOCK, or
+ * LLMASOS_CUDA_PREFILL_BLOCK from the environment, for measuring): GEMMs
+ * through cuBLAS (quantized weights dequantized to F16 for it, a layer's
+ * matrix at a time) and the fused causal attention kernel.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "llm-forward-cuda.h"
@@ -32,8 +33,9 @@
 
 #include "llm-error.h"
 
-/* Tokens per prefill pass. */
+/* Tokens per prefill pass (the activations are sized for it). */
 #define PREFILL_BLOCK 512
+#define PREFILL_BLOCK_MAX 8192
 /* Below this many tokens, quantized weights go through the multi-vector
  * matvec (reads them once per 8 tokens) rather than a dequantize + GEMM. */
 #define QUANT_GEMM_MIN_TOKENS 32
@@ -65,21 +67,25 @@ struct _LlmCudaCompute
   float scale;                  /* of q . k */
   LlmCudaStream *stream;
   gboolean graphs_enabled;
+  gboolean fuse;                /* the fused decode kernels (llm-cuda.h) */
+  gboolean qx_global;           /* x rounded once for Q8_0 / Q4_0 */
   GHashTable *graphs;           /* kv id -> LlmCudaGraph */
 
-  /* device activations, PREFILL_BLOCK rows each */
+  guint block;                  /* tokens per prefill pass */
+  /* device activations, block rows each */
   float *x, *xb, *qkv, *att, *gate_up, *hb;
   guint16 *xh;                  /* F16/BF16 copy of a GEMM's input */
   guint16 *wh;                  /* a dequantized weight matrix (lazy) */
   gsize wh_bytes;
+  void *xq;                     /* x rounded to Q8_0 (decode, quant) */
   float *hidden;                /* [dim], the last token's */
   float *logits;                /* [n_vocab] */
   float *att_scratch;           /* for caches of up to att_scratch_ctx */
   guint att_scratch_ctx;
-  gint32 *tokens;               /* [PREFILL_BLOCK] */
+  gint32 *tokens;               /* [block] */
   gint32 *step;                 /* device {token, pos, pos + 1} */
   gint32 *step_host;            /* pinned staging of the same */
-  gint32 *tokens_host;          /* pinned [PREFILL_BLOCK] */
+  gint32 *tokens_host;          /* pinned [block] */
   GPtrArray *allocations;
 };
 
@@ -181,7 +187,7 @@ llm_cuda_compute_new (const LlmCudaWeights * w, GError ** error)
 {
   const LlmHParams *hp = &w->hp;
   LlmCudaCompute *c = g_new0 (LlmCudaCompute, 1);
-  gsize B = PREFILL_BLOCK, f = sizeof (float);
+  gsize B, f = sizeof (float);
   guint widest;
   const gchar *env = g_getenv ("LLMASOS_CUDA_GRAPHS");
 
@@ -193,6 +199,14 @@ llm_cuda_compute_new (const LlmCudaWeights * w, GError ** error)
   c->scale = hp->attn_scale > 0 ? hp->attn_scale :
       1.0f / sqrtf ((float) hp->head_dim);
   c->graphs_enabled = env == NULL || strcmp (env, "0") != 0;
+  env = g_getenv ("LLMASOS_CUDA_PREFILL_BLOCK");
+  c->block = env ? (guint) CLAMP (g_ascii_strtoull (env, NULL, 10), 1,
+      PREFILL_BLOCK_MAX) : PREFILL_BLOCK;
+  B = c->block;
+  env = g_getenv ("LLMASOS_CUDA_FUSE");
+  c->fuse = env == NULL || strcmp (env, "0") != 0;
+  env = g_getenv ("LLMASOS_CUDA_QX");
+  c->qx_global = env == NULL || strcmp (env, "shared") != 0;
   c->graphs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
       (GDestroyNotify) llm_cuda_graph_free);
   c->allocations = g_ptr_array_new_with_free_func (llm_cuda_free);
@@ -208,6 +222,8 @@ llm_cuda_compute_new (const LlmCudaWeights * w, GError ** error)
       (c->gate_up = scratch (c, B * 2 * hp->ffn_dim * f, error)) == NULL ||
       (c->hb = scratch (c, B * hp->ffn_dim * f, error)) == NULL ||
       (c->xh = scratch (c, B * widest * 2, error)) == NULL ||
+      (c->xq = scratch (c, llm_cuda_quantized_x_bytes (widest),
+              error)) == NULL ||
       (c->hidden = scratch (c, hp->dim * f, error)) == NULL ||
       (c->logits = scratch (c, (gsize) hp->n_vocab * f, error)) == NULL ||
       (c->tokens = scratch (c, B * sizeof (gint32), error)) == NULL ||
@@ -294,6 +310,84 @@ project_add (LlmCudaCompute * c, float *x, const LlmCudaMatrix * m,
   return TRUE;
 }
 
+static gboolean
+is_quant (LlmDType t)
+{
+  return t == LLM_DTYPE_Q8_0 || t == LLM_DTYPE_Q4_0;
+}
+
+/* out (+ if @add)= M x' for one token, x' = rmsnorm(x) * @norm (@norm not
+ * NULL), silu(g) * u of x = [g | u] (@swiglu), or x: in as few kernels as
+ * M's dtype allows (llm-cuda.h). Q8_0 / Q4_0 round x' once into c->xq
+ * unless LLMASOS_CUDA_QX=shared (then every matvec block rounds it). */
+static void
+decode_matvec (LlmCudaCompute * c, float *out, const LlmCudaMatrix * m,
+    const float *x, const LlmCudaMatrix * norm, gboolean swiglu, gboolean add)
+{
+  const LlmHParams *hp = &c->hp;
+  LlmCudaStream *s = c->stream;
+  const void *nd = norm ? norm->data : NULL;
+  LlmDType nt = norm ? norm->dtype : LLM_DTYPE_F32;
+
+  if (is_quant (m->dtype) && c->qx_global &&
+      llm_cuda_quantize_x (c->xq, m->dtype, x, m->cols, nd, nt, hp->rms_eps,
+          swiglu, s) &&
+      llm_cuda_matvec_packed_quantized (out, m->data, m->dtype, c->xq,
+          m->rows, m->cols, add, s))
+    return;
+  if (norm != NULL) {
+    if (!add && llm_cuda_matvec_packed_rmsnorm (out, m->data, m->dtype, x,
+            nd, nt, hp->rms_eps, m->rows, m->cols, s))
+      return;
+    llm_cuda_rmsnorm_forward (c->xb, x, nd, nt, m->cols, 1, hp->rms_eps, s);
+    x = c->xb;
+  } else if (swiglu) {
+    if (add && llm_cuda_matvec_packed_swiglu_add (out, m->data, m->dtype, x,
+            m->rows, m->cols, s))
+      return;
+    llm_cuda_swiglu_rows (c->hb, x, 1, m->cols, s);
+    x = c->hb;
+  }
+  if (add)
+    llm_cuda_matvec_packed_add (out, m->data, m->dtype, x, m->rows, m->cols,
+        s);
+  else
+    llm_cuda_matvec_packed (out, m->data, m->dtype, x, m->rows, m->cols, s);
+}
+
+/* One decode layer in the fused kernels where they apply (llm-cuda.h):
+ * rmsnorm into the wqkv and gate|up matvecs (or into the rounding of x
+ * for Q8_0 / Q4_0), RoPE and the cache append in one kernel, the SwiGLU
+ * after the gate|up matvec (F32, F16, BF16) or before the down one.
+ * Position and token from c->step (graph-safe). */
+static void
+decode_layer_fused (LlmCudaCompute * c, const LlmCudaLayer * L, void *kc,
+    void *vc, LlmDType kv_dtype, guint n_ctx)
+{
+  const LlmHParams *hp = &c->hp;
+  LlmCudaStream *s = c->stream;
+  const LlmCudaMatrix *gu = &L->w_gate_up;
+
+  decode_matvec (c, c->qkv, &L->wqkv, c->x, &L->attn_norm, FALSE, FALSE);
+  llm_cuda_rope_kv_store_at (c->qkv, hp->n_heads, hp->n_kv_heads,
+      hp->head_dim, kc, vc, kv_dtype, c->step + 1, hp->rope_theta,
+      hp->rope_style == LLM_ROPE_INTERLEAVED, s);
+  llm_cuda_attention_decode_at (c->att, c->qkv, kc, vc, kv_dtype,
+      c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+      c->kv_dim, c->scale, 0, c->att_scratch, s);
+  decode_matvec (c, c->x, &L->wo, c->att, NULL, FALSE, TRUE);
+
+  if (!is_quant (gu->dtype) &&
+      llm_cuda_matvec_packed_rmsnorm_swiglu (c->hb, gu->data, gu->dtype,
+          c->x, L->ffn_norm.data, L->ffn_norm.dtype, hp->rms_eps, gu->rows,
+          gu->cols, s)) {
+    decode_matvec (c, c->x, &L->w_down, c->hb, NULL, FALSE, TRUE);
+    return;
+  }
+  decode_matvec (c, c->gate_up, gu, c->x, &L->ffn_norm, FALSE, FALSE);
+  decode_matvec (c, c->x, &L->w_down, c->gate_up, NULL, TRUE, TRUE);
+}
+
 /* The layers for @n tokens at positions pos0 ..; for one token the
  * positions come from c->step on the device (graph-safe). */
 static gboolean
@@ -315,6 +409,10 @@ run_layers (LlmCudaCompute * c, LlmCudaKv * kv, guint n, guint pos0,
 
     float *k = c->qkv + c->q_dim, *v = k + c->kv_dim;
 
+    if (decode && c->fuse) {
+      decode_layer_fused (c, L, kc, vc, kv->dtype, kv->n_ctx);
+      continue;
+    }
     llm_cuda_rmsnorm_forward (c->xb, c->x, L->attn_norm.data,
         L->attn_norm.dtype, hp->dim, n, hp->rms_eps, s);
     if (!project (c, c->qkv, &L->wqkv, c->xb, n, error))
@@ -458,7 +556,7 @@ llm_cuda_compute_forward (LlmCudaCompute * c, LlmCudaKv * kv,
       return FALSE;
   } else {
     for (guint done = 0; done < n;) {
-      guint b = MIN (n - done, PREFILL_BLOCK);
+      guint b = MIN (n - done, c->block);
 
       memcpy (c->tokens_host, tokens + done, b * sizeof (gint32));
       if (!llm_cuda_copy (c->tokens, c->tokens_host, b * sizeof (gint32),

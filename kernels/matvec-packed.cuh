@@ -47,9 +47,13 @@
  * or x = silu(gate) * up of x = [gate | up] (that of swiglu_forward.cu). */
 enum
 {
-  PRO_NONE,
-  PRO_RMSNORM,
-  PRO_SWIGLU
+  PRO_NONE = 0,
+  PRO_RMSNORM = 1,
+  PRO_SWIGLU = 2,
+  /* not a prologue: out[i] = silu(row i . x) * (row i + rows/2 . x), the
+   * SwiGLU after a stacked gate|up (F32/F16/BF16 only, with PRO_RMSNORM
+   * or alone) */
+  PRO_GATED = 4
 };
 
 typedef struct
@@ -313,10 +317,12 @@ template <LlmDType T, int NX, int PRO>
 static __global__ void __launch_bounds__ (PK_THREADS)
 matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
     const float *__restrict__ x, unsigned int rows, unsigned int cols,
-    bool add, MatvecPro p)
+    bool add, MatvecPro p, const void *__restrict__ xpre)
 {
   extern __shared__ int4 smem[];
-  int8_t *xq = (int8_t *) smem;
+  /* x already rounded (@xpre, matvec_x_quantize.cu: the same layout in
+   * device memory, read through L1), or rounded here into shared memory */
+  int8_t *xq = xpre ? (int8_t *) xpre : (int8_t *) smem;
   float *xd = (float *) (xq + (size_t) NX * cols);
   int *xs = (int *) (xd + NX * (cols / 32));
   unsigned int lane = threadIdx.x % LLM_CUDA_WARP;
@@ -345,9 +351,11 @@ matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
   if (r < rows)
     load_step<T, U> (w, sc, wq, ws, r, 0, vpr, nb, lane);
   pdl_wait ();                  /* x and out are the previous kernels' */
-  quantize_x_shared<T, PRO> (xq, xd, xs, x, NX, cols, p,
-      PRO == PRO_RMSNORM ? block_rms_scale (x, cols, p.eps) : 1.0f);
-  __syncthreads ();
+  if (xpre == NULL) {
+    quantize_x_shared<T, PRO> (xq, xd, xs, x, NX, cols, p,
+        PRO == PRO_RMSNORM ? block_rms_scale (x, cols, p.eps) : 1.0f);
+    __syncthreads ();
+  }
 
   while (r < rows) {
     uint4 cw[U];
@@ -449,11 +457,11 @@ template <LlmDType T, int NX, int PRO>
 static bool
 matvec_packed_launch_nx (float *out, const void *packed, const float *x,
     unsigned int rows, unsigned int cols, bool add, const MatvecPro & p,
-    cudaStream_t s)
+    cudaStream_t s, const void *xpre = NULL)
 {
   /* per kernel, set on first use (the same values if two threads race) */
   static int per_sm_threads, smem_block_max, smem_sm;
-  size_t smem = packed_x_shared_bytes (NX, cols);
+  size_t smem = xpre ? 0 : packed_x_shared_bytes (NX, cols);
   unsigned int per_sm, grid;
 
   if (per_sm_threads == 0) {
@@ -483,7 +491,7 @@ matvec_packed_launch_nx (float *out, const void *packed, const float *x,
       (unsigned int) (smem_sm / (smem + 1024)));
   grid = MIN (div_up (rows, PK_WARPS), MAX (per_sm, 1u) * llm_cuda_n_sm ());
   pdl_launch (matvec_packed_kernel<T, NX, PRO>, grid, PK_THREADS, smem, s,
-      out, packed, x, rows, cols, add, p);
+      out, packed, x, rows, cols, add, p, xpre);
   return true;
 }
 
@@ -547,6 +555,17 @@ matvec_packed_blocks_launch_pro (float *out, const void *packed,
       cols, add, p, s);
 }
 
+/* One vector already rounded into @xq (matvec_x_quantize.cu). */
+template <LlmDType T>
+static void
+matvec_packed_blocks_launch_quantized (float *out, const void *packed,
+    const void *xq, unsigned int rows, unsigned int cols, bool add,
+    cudaStream_t s)
+{
+  matvec_packed_launch_nx<T, 1, PRO_NONE> (out, packed, NULL, rows, cols,
+      add, MatvecPro (), s, xq);
+}
+
 /* The entry points of matvec_{q8_0,q4_0,plain}_packed.cu, for the
  * dispatcher in matvec_packed.cu; the _pro ones return FALSE where they
  * cannot fuse the prologue (nothing launched). */
@@ -568,3 +587,9 @@ bool matvec_q4_0_packed_pro (float *out, const void *packed, const float *x,
 bool matvec_plain_packed_pro (float *out, const void *weight, LlmDType dtype,
     const float *x, unsigned int rows, unsigned int cols, bool add, int pro,
     const MatvecPro & p, cudaStream_t s);
+void matvec_q8_0_packed_quantized (float *out, const void *packed,
+    const void *xq, unsigned int rows, unsigned int cols, bool add,
+    cudaStream_t s);
+void matvec_q4_0_packed_quantized (float *out, const void *packed,
+    const void *xq, unsigned int rows, unsigned int cols, bool add,
+    cudaStream_t s);

@@ -50,3 +50,83 @@ llm_cuda_matvec_packed_multi (float *out, const void *packed, LlmDType dtype,
 {
   matvec_packed_any (out, packed, dtype, x, n_x, rows, cols, false, stream);
 }
+
+/* --- the fused decode matvecs (llm-cuda.h) --- */
+
+/* The checks of matvec_packed_any for one vector; FALSE: nothing to do
+ * through a fused kernel (the caller's unfused path reports what is off). */
+static bool
+pro_args_ok (LlmDType dtype, guint rows, guint cols)
+{
+  return rows > 0 && cols > 0 && llm_cuda_dtype_supported (dtype) &&
+      (llm_cuda_matrix_layout_is_gguf (dtype) || cols % 32 == 0);
+}
+
+static bool
+norm_dtype_ok (LlmDType t)
+{
+  return t == LLM_DTYPE_F32 || t == LLM_DTYPE_F16 || t == LLM_DTYPE_BF16;
+}
+
+static bool
+is_quant (LlmDType t)
+{
+  return t == LLM_DTYPE_Q8_0 || t == LLM_DTYPE_Q4_0;
+}
+
+/* @pro through the kernel of @dtype. */
+static bool
+matvec_packed_pro_any (float *out, const void *packed, LlmDType dtype,
+    const float *x, guint rows, guint cols, bool add, int pro,
+    const MatvecPro & p, LlmCudaStream * stream)
+{
+  cudaStream_t s = llm_cuda_raw_stream (stream);
+
+  llm_cuda_use_device ();
+  if (dtype == LLM_DTYPE_Q8_0)
+    return matvec_q8_0_packed_pro (out, packed, x, rows, cols, add, pro, p,
+        s);
+  if (dtype == LLM_DTYPE_Q4_0)
+    return matvec_q4_0_packed_pro (out, packed, x, rows, cols, add, pro, p,
+        s);
+  return matvec_plain_packed_pro (out, packed, dtype, x, rows, cols, add,
+      pro, p, s);
+}
+
+gboolean
+llm_cuda_matvec_packed_rmsnorm (float *out, const void *packed,
+    LlmDType dtype, const float *x, const void *norm, LlmDType norm_dtype,
+    float eps, guint rows, guint cols, LlmCudaStream * stream)
+{
+  MatvecPro p = { norm, norm_dtype, eps };
+
+  if (!pro_args_ok (dtype, rows, cols) || !norm_dtype_ok (norm_dtype))
+    return FALSE;
+  return matvec_packed_pro_any (out, packed, dtype, x, rows, cols, false,
+      PRO_RMSNORM, p, stream);
+}
+
+gboolean
+llm_cuda_matvec_packed_rmsnorm_swiglu (float *out, const void *packed,
+    LlmDType dtype, const float *x, const void *norm, LlmDType norm_dtype,
+    float eps, guint rows, guint cols, LlmCudaStream * stream)
+{
+  MatvecPro p = { norm, norm_dtype, eps };
+
+  if (!pro_args_ok (dtype, rows, cols) || !norm_dtype_ok (norm_dtype) ||
+      is_quant (dtype) || rows % 2 != 0)
+    return FALSE;
+  return matvec_packed_pro_any (out, packed, dtype, x, rows, cols, false,
+      PRO_RMSNORM | PRO_GATED, p, stream);
+}
+
+gboolean
+llm_cuda_matvec_packed_swiglu_add (float *out, const void *packed,
+    LlmDType dtype, const float *gate_up, guint rows, guint cols,
+    LlmCudaStream * stream)
+{
+  if (!pro_args_ok (dtype, rows, cols) || !is_quant (dtype))
+    return FALSE;
+  return matvec_packed_pro_any (out, packed, dtype, gate_up, rows, cols, true,
+      PRO_SWIGLU, MatvecPro (), stream);
+}

@@ -25,52 +25,66 @@ prefetch_l2 (const void *p)
   asm volatile ("prefetch.global.L2 [%0];"::"l" (p));
 }
 
-/* dot(the 4 or 8 weights in @w, x[0 .. 4 or 8)), @x 16-byte aligned. */
-template <LlmDType T>
+/* dot(the 4 or 8 weights in @w, x[e .. e + 4 or 8)), @x + @e 16-byte
+ * aligned. NORM: x times the norm's weights instead, and *@ss += the sum
+ * of the squares of those x (the rmsnorm's scale is applied to the whole
+ * dot product by the caller: W (n * x * s) = s W (n * x)). */
+template <LlmDType T, bool NORM>
 static __device__ __forceinline__ float
-dot_vec (uint4 w, const float *__restrict__ x)
+dot_vec (uint4 w, const float *__restrict__ x, unsigned int e,
+    const MatvecPro & p, float *ss)
 {
-  if (T == LLM_DTYPE_F32) {
-    float4 a = __ldg ((const float4 *) x);
+  constexpr unsigned int E = T == LLM_DTYPE_F32 ? 4 : 8;
+  float v[8];
+  float4 a = __ldg ((const float4 *) (x + e));
 
-    return __uint_as_float (w.x) * a.x + __uint_as_float (w.y) * a.y
-        + __uint_as_float (w.z) * a.z + __uint_as_float (w.w) * a.w;
+  v[0] = a.x;
+  v[1] = a.y;
+  v[2] = a.z;
+  v[3] = a.w;
+  if (E == 8) {
+    float4 b = __ldg ((const float4 *) (x + e + 4));
+
+    v[4] = b.x;
+    v[5] = b.y;
+    v[6] = b.z;
+    v[7] = b.w;
   }
-  return dot8_half<T> (w, x);
+  if (NORM) {
+#pragma unroll
+    for (unsigned int k = 0; k < E; k++) {
+      *ss += v[k] * v[k];
+      v[k] *= pro_norm_weight (p, e + k);
+    }
+  }
+  if (T == LLM_DTYPE_F32)
+    return __uint_as_float (w.x) * v[0] + __uint_as_float (w.y) * v[1]
+        + __uint_as_float (w.z) * v[2] + __uint_as_float (w.w) * v[3];
+  {
+    float2 h0 = unpack_half2<T> (w.x), h1 = unpack_half2<T> (w.y);
+    float2 h2 = unpack_half2<T> (w.z), h3 = unpack_half2<T> (w.w);
+
+    return h0.x * v[0] + h0.y * v[1] + h1.x * v[2] + h1.y * v[3]
+        + h2.x * v[4] + h2.y * v[5] + h3.x * v[6] + h3.y * v[7];
+  }
 }
 
-template <LlmDType T, int NX, bool VEC>
-static __global__ void __launch_bounds__ (MATVEC_THREADS)
-matvec_plain_packed_kernel (float *__restrict__ out,
-    const void *__restrict__ w, const float *__restrict__ x,
-    unsigned int rows, unsigned int cols, bool add)
+/* acc[t] += this lane's part of dot(row @row, x_t), t < NX; NORM (NX 1):
+ * of the normalized x, *@ss += the lane's squares of x. VEC: 16-byte
+ * pieces (lane l reads pieces l, l + 32, ...), U loads in flight. */
+template <LlmDType T, int NX, bool VEC, bool NORM>
+static __device__ __forceinline__ void
+row_dot (float *acc, const void *__restrict__ w, size_t row,
+    const float *__restrict__ x, unsigned int cols, unsigned int lane,
+    const MatvecPro & p, float *ss)
 {
   constexpr unsigned int E = T == LLM_DTYPE_F32 ? 4 : 8;      /* in 16 bytes */
   constexpr int U = PLAIN_U (NX);
-  unsigned int row = blockIdx.x * MATVEC_WARPS + threadIdx.x / LLM_CUDA_WARP;
-  unsigned int lane = threadIdx.x % LLM_CUDA_WARP;
-  float acc[NX];
-
-  pdl_launch_dependents ();
-  if (row >= rows)
-    return;
-#pragma unroll
-  for (int t = 0; t < NX; t++)
-    acc[t] = 0.0f;
 
   if (VEC) {
     unsigned int n = cols / E, i = lane;
-    const uint4 *wr = (const uint4 *) w + (size_t) row * n;
+    const uint4 *wr = (const uint4 *) w + row * n;
 
-    /* the first step's pieces into L2 while the previous kernel ends (a
-     * prefetch keeps the loop below as it was: loading them into
-     * registers here made the loop 5-10 % slower) */
-    if (i + (U - 1) * LLM_CUDA_WARP < n) {
-#pragma unroll
-      for (int u = 0; u < U; u++)
-        prefetch_l2 (wr + i + u * LLM_CUDA_WARP);
-    }
-    pdl_wait ();                /* x and out are the previous kernels' */
     for (; i + (U - 1) * LLM_CUDA_WARP < n; i += U * LLM_CUDA_WARP) {
       uint4 a[U];
 
@@ -79,13 +93,14 @@ matvec_plain_packed_kernel (float *__restrict__ out,
         a[u] = __ldcs (wr + i + u * LLM_CUDA_WARP);
 #pragma unroll
       for (int t = 0; t < NX; t++) {
-        const float *xt = x + (size_t) t * cols + E * i;
-        float p = 0.0f;
+        const float *xt = x + (size_t) t * cols;
+        float s = 0.0f;
 
 #pragma unroll
         for (int u = 0; u < U; u++)
-          p += dot_vec<T> (a[u], xt + u * E * LLM_CUDA_WARP);
-        acc[t] += p;
+          s += dot_vec<T, NORM> (a[u], xt, E * (i + u * LLM_CUDA_WARP), p,
+              ss);
+        acc[t] += s;
       }
     }
     for (; i < n; i += LLM_CUDA_WARP) {
@@ -93,24 +108,89 @@ matvec_plain_packed_kernel (float *__restrict__ out,
 
 #pragma unroll
       for (int t = 0; t < NX; t++)
-        acc[t] += dot_vec<T> (a, x + (size_t) t * cols + E * i);
+        acc[t] += dot_vec<T, NORM> (a, x + (size_t) t * cols, E * i, p, ss);
     }
   } else {
-    pdl_wait ();
     for (unsigned int i = lane; i < cols; i += LLM_CUDA_WARP) {
-      float wv = load_plain<T> (w, (size_t) row * cols + i);
+      float wv = load_plain<T> (w, row * cols + i);
 
 #pragma unroll
-      for (int t = 0; t < NX; t++)
-        acc[t] += wv * x[(size_t) t * cols + i];
+      for (int t = 0; t < NX; t++) {
+        float xv = x[(size_t) t * cols + i];
+
+        if (NORM) {
+          *ss += xv * xv;
+          xv *= pro_norm_weight (p, i);
+        }
+        acc[t] += wv * xv;
+      }
     }
+  }
+}
+
+/* One warp an output row: out[t * rows + r] (+)= dot(row r, x_t). PRO
+ * (NX 1): PRO_RMSNORM normalizes x (the scale applied to the sums);
+ * PRO_GATED makes output row r silu(row r . x) * (row r + rows/2 . x),
+ * rows / 2 of them. */
+template <LlmDType T, int NX, bool VEC, int PRO>
+static __global__ void __launch_bounds__ (MATVEC_THREADS)
+matvec_plain_packed_kernel (float *__restrict__ out,
+    const void *__restrict__ w, const float *__restrict__ x,
+    unsigned int rows, unsigned int cols, bool add, MatvecPro p)
+{
+  constexpr unsigned int E = T == LLM_DTYPE_F32 ? 4 : 8;
+  constexpr int U = PLAIN_U (NX);
+  constexpr bool NORM = (PRO & PRO_RMSNORM) != 0;
+  constexpr bool GATED = (PRO & PRO_GATED) != 0;
+  unsigned int out_rows = GATED ? rows / 2 : rows;
+  unsigned int row = blockIdx.x * MATVEC_WARPS + threadIdx.x / LLM_CUDA_WARP;
+  unsigned int lane = threadIdx.x % LLM_CUDA_WARP;
+  float acc[NX], ss = 0.0f, gate = 0.0f, scale = 1.0f;
+
+  pdl_launch_dependents ();
+  if (row >= out_rows)
+    return;
+#pragma unroll
+  for (int t = 0; t < NX; t++)
+    acc[t] = 0.0f;
+
+  /* the first step's pieces into L2 while the previous kernel ends (a
+   * prefetch keeps the loop as it was: loading them into registers here
+   * made it 5-10 % slower) */
+  if (VEC && lane + (U - 1) * LLM_CUDA_WARP < cols / E) {
+    const uint4 *wr = (const uint4 *) w + (size_t) row * (cols / E);
+
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      prefetch_l2 (wr + lane + u * LLM_CUDA_WARP);
+    if (GATED) {
+      wr += (size_t) out_rows * (cols / E);
+#pragma unroll
+      for (int u = 0; u < U; u++)
+        prefetch_l2 (wr + lane + u * LLM_CUDA_WARP);
+    }
+  }
+  pdl_wait ();                  /* x and out are the previous kernels' */
+
+  row_dot<T, NX, VEC, NORM> (acc, w, row, x, cols, lane, p, &ss);
+  if (NORM)
+    scale = 1.0f / sqrtf (warp_sum (ss) / (float) cols + p.eps);
+  if (GATED) {
+    float unused = 0.0f;
+
+    gate = warp_sum (acc[0]) * scale;
+    acc[0] = 0.0f;
+    row_dot<T, 1, VEC, NORM> (acc, w, (size_t) row + out_rows, x, cols, lane,
+        p, &unused);
   }
 #pragma unroll
   for (int t = 0; t < NX; t++) {
-    float s = warp_sum (acc[t]);
+    float s = warp_sum (acc[t]) * scale;
 
+    if (GATED)
+      s = gate / (1.0f + expf (-gate)) * s;
     if (lane == 0) {
-      float *o = out + (size_t) t * rows + row;
+      float *o = out + (size_t) t * out_rows + row;
 
       *o = add ? *o + s : s;
     }
@@ -125,13 +205,48 @@ launch_nx (float *out, const void *w, const float *x, unsigned int rows,
   size_t esize = T == LLM_DTYPE_F32 ? 4 : 2;
 
   if (cols * esize % 16 == 0 && aligned16 (w) && aligned16 (x))
-    pdl_launch (matvec_plain_packed_kernel<T, NX, true>,
+    pdl_launch (matvec_plain_packed_kernel<T, NX, true, PRO_NONE>,
         matvec_blocks (rows), MATVEC_THREADS, 0, s, out, w, x, rows, cols,
-        add);
+        add, MatvecPro ());
   else
-    pdl_launch (matvec_plain_packed_kernel<T, NX, false>,
+    pdl_launch (matvec_plain_packed_kernel<T, NX, false, PRO_NONE>,
         matvec_blocks (rows), MATVEC_THREADS, 0, s, out, w, x, rows, cols,
-        add);
+        add, MatvecPro ());
+}
+
+/* One vector through PRO (PRO_RMSNORM, PRO_GATED or both). */
+template <LlmDType T, int PRO>
+static void
+launch_pro (float *out, const void *w, const float *x, unsigned int rows,
+    unsigned int cols, bool add, const MatvecPro & p, cudaStream_t s)
+{
+  size_t esize = T == LLM_DTYPE_F32 ? 4 : 2;
+  unsigned int out_rows = (PRO & PRO_GATED) ? rows / 2 : rows;
+
+  if (cols * esize % 16 == 0 && aligned16 (w) && aligned16 (x))
+    pdl_launch (matvec_plain_packed_kernel<T, 1, true, PRO>,
+        matvec_blocks (out_rows), MATVEC_THREADS, 0, s, out, w, x, rows,
+        cols, add, p);
+  else
+    pdl_launch (matvec_plain_packed_kernel<T, 1, false, PRO>,
+        matvec_blocks (out_rows), MATVEC_THREADS, 0, s, out, w, x, rows,
+        cols, add, p);
+}
+
+template <LlmDType T>
+static bool
+launch_pro_t (float *out, const void *w, const float *x, unsigned int rows,
+    unsigned int cols, bool add, int pro, const MatvecPro & p, cudaStream_t s)
+{
+  if (pro == PRO_RMSNORM)
+    launch_pro<T, PRO_RMSNORM> (out, w, x, rows, cols, add, p, s);
+  else if (pro == (PRO_RMSNORM | PRO_GATED))
+    launch_pro<T, PRO_RMSNORM | PRO_GATED> (out, w, x, rows, cols, add, p, s);
+  else if (pro == PRO_GATED)
+    launch_pro<T, PRO_GATED> (out, w, x, rows, cols, add, p, s);
+  else
+    return false;
+  return true;
 }
 
 template <LlmDType T>
@@ -180,4 +295,23 @@ matvec_plain_packed (float *out, const void *weight, LlmDType dtype,
     launch<LLM_DTYPE_F16> (out, weight, x, n_x, rows, cols, add, s);
   else
     launch<LLM_DTYPE_BF16> (out, weight, x, n_x, rows, cols, add, s);
+}
+
+bool
+matvec_plain_packed_pro (float *out, const void *weight, LlmDType dtype,
+    const float *x, unsigned int rows, unsigned int cols, bool add, int pro,
+    const MatvecPro & p, cudaStream_t s)
+{
+  if ((pro & PRO_GATED) && rows % 2 != 0)
+    return false;
+  if (dtype == LLM_DTYPE_F32)
+    return launch_pro_t<LLM_DTYPE_F32> (out, weight, x, rows, cols, add, pro,
+        p, s);
+  if (dtype == LLM_DTYPE_F16)
+    return launch_pro_t<LLM_DTYPE_F16> (out, weight, x, rows, cols, add, pro,
+        p, s);
+  if (dtype == LLM_DTYPE_BF16)
+    return launch_pro_t<LLM_DTYPE_BF16> (out, weight, x, rows, cols, add, pro,
+        p, s);
+  return false;
 }

@@ -22,3 +22,11 @@ matvec_q4_0_packed_pro (float *out, const void *packed, const float *x,
   return matvec_packed_blocks_launch_pro<LLM_DTYPE_Q4_0> (out, packed, x, rows,
       cols, add, pro, p, s);
 }
+
+void
+matvec_q4_0_packed_quantized (float *out, const void *packed, const void *xq,
+    unsigned int rows, unsigned int cols, bool add, cudaStream_t s)
+{
+  matvec_packed_blocks_launch_quantized<LLM_DTYPE_Q4_0> (out, packed, xq, rows,
+      cols, add, s);
+}

@@ -1,16 +1,11 @@
 /* LLMasOS - rope_apply: rotary position embedding, in place, for the
  * interleaved (2i, 2i+1) and rotate-half (i, i + d/2) layouts.
  * CPU twin: llm_rope().
- *
- * The angle is computed exactly as the CPU does (core/llm-cpu-ops.c,
- * rope_angle): inv_freq = 1 / theta^(2i/d) rounded to f32, times the
- * position in f32, then cos and sin in double rounded to f32. Double pow
- * and sincos cost nothing next to the memory traffic of the rest of a
- * layer, and keep both backends on the same rotation even at positions
- * where an ulp of the angle matters.
+ * (The angle: rope-angle.cuh.)
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "llm-cuda-pdl.cuh"
+#include "rope-angle.cuh"
 
 #define ROPE_THREADS 256
 
@@ -24,9 +19,6 @@ rope_apply_kernel (float *x, size_t row_stride, unsigned int n_heads,
   unsigned int half = head_dim / 2;
   unsigned int k = blockIdx.x * blockDim.x + threadIdx.x;
   unsigned int pos;
-  unsigned int h, i, i0, i1;
-  float *xh, x0, x1, inv_freq, angle, c, s;
-  double sd, cd;
 
   /* launched with PDL (llm-cuda-pdl.cuh): x and the position are the
    * previous kernels' */
@@ -35,23 +27,8 @@ rope_apply_kernel (float *x, size_t row_stride, unsigned int n_heads,
   if (k >= n_heads * half)
     return;
   pos = (pos0_device ? (unsigned int) *pos0_device : pos0) + blockIdx.y;
-  h = k / half;
-  i = k % half;
-
-  inv_freq = 1.0f / (float) pow ((double) theta,
-      (double) ((float) (2 * i) / (float) head_dim));
-  angle = inv_freq * (float) pos;
-  sincos ((double) angle, &sd, &cd);
-  c = (float) cd;
-  s = (float) sd;
-
-  i0 = INTERLEAVED ? 2 * i : i;
-  i1 = INTERLEAVED ? 2 * i + 1 : i + half;
-  xh = x + (size_t) blockIdx.y * row_stride + (size_t) h * head_dim;
-  x0 = xh[i0];
-  x1 = xh[i1];
-  xh[i0] = x0 * c - x1 * s;
-  xh[i1] = x0 * s + x1 * c;
+  rope_rotate_pair<INTERLEAVED> (x + (size_t) blockIdx.y * row_stride
+      + (size_t) (k / half) * head_dim, k % half, head_dim, pos, theta);
 }
 
 static void

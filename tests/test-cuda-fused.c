@@ -1,0 +1,998 @@
+/* LLMasOS - the decode step's fused kernels (kernels/llm-cuda.h, "the
+ * decode step's fused kernels") against the two unfused GPU kernels each
+ * replaces and against the CPU (core/llm-cpu-ops.h).
+ *
+ * Errors "of the magnitude" are measured as in test-cuda-matvec.c: the L2
+ * norm of the differences over that of each output's magnitude, the sum
+ * |w x| of its terms (plus |r| where r is added), on the CPU's dequantized
+ * weights. Relative L2 is checked only on 16 outputs or more (on one
+ * output a dot product that nearly cancels makes it meaningless).
+ *
+ * Q8_0 and Q4_0 round x to Q8_0 (llm-cuda.h). The x they round (rmsnorm's
+ * or SwiGLU's output) is computed in other orders on the GPU and the CPU,
+ * and by the fused and the unfused kernels, so that a value next to a
+ * rounding boundary may round the other way: each such flip moves the
+ * outputs by d |w| (d the block's scale). Their bounds allow 8 flips: the
+ * squared error may exceed (1e-5 of the magnitude)^2 by 8 times the
+ * largest squared L2 change one flip can make, max over c of d^2 sum_r
+ * w_rc^2 (tiny on long rows, a few 1e-4 of the magnitude on short ones).
+ *
+ * - matvec_packed_rmsnorm, F32 F16 BF16 Q8_0 Q4_0 weights of 6144 x 4096
+ *   (Llama-3-8B's q|k|v), 1 x 32, 37 x 96, 513 x 1536 and, plain types
+ *   only, 7 x 1001; norm weights F32, F16 and BF16; x 16-byte aligned on
+ *   every other shape: returns TRUE, and
+ *   - against llm_cuda_rmsnorm_forward + llm_cuda_matvec_packed: F32, F16,
+ *     BF16 1e-5 of the magnitude and relative L2 1e-5 (the rmsnorm's scale
+ *     is applied to the dot product: other rounding); Q8_0, Q4_0 1e-5 of
+ *     the magnitude with 8 flips, relative L2 1e-2;
+ *   - against llm_rmsnorm then llm_matvec on the same tensor (the bounds
+ *     of test-cuda-matvec.c): F32, F16, BF16 1e-5 of the magnitude; Q8_0,
+ *     Q4_0 1e-5 of the magnitude with 8 flips against llm_matvec of the
+ *     Q8_0 rounding of the CPU's rmsnorm, and relative L2 1e-2 against
+ *     llm_matvec of the rmsnorm itself (rows >= 256).
+ * - matvec_packed_rmsnorm_swiglu, F32 F16 BF16, rows = 2 ffn for ffn
+ *   14336 (cols 4096, Llama-3-8B's gate|up), 1 (96), 17 (100), 768 (512);
+ *   F32 and F16 norms: returns TRUE, and against rmsnorm_forward +
+ *   matvec_packed + llm_cuda_swiglu_rows (1 row of ffn), and against
+ *   llm_rmsnorm, llm_matvec, llm_swiglu: relative L2 1e-5, and 1e-5 of
+ *   the SwiGLU's magnitude, |silu'(g) u| mag(g) + |silu(g)| mag(u) +
+ *   |silu(g) u| (first-order error from errors of g and u within their
+ *   magnitudes, plus the exp's own). Returns FALSE for Q8_0 and Q4_0, and
+ *   for F32 F16 BF16 with an odd row count, the output left as it was.
+ * - matvec_packed_swiglu_add, Q8_0 and Q4_0, 4096 x 14336 (w_down) and
+ *   33 x 96, out preset to random r: r + W (silu(g) u) against
+ *   llm_cuda_swiglu_rows + llm_cuda_matvec_packed_add: relative L2 1e-2
+ *   and 1e-5 of the magnitude with 8 flips; against llm_swiglu, the Q8_0
+ *   rounding and llm_matvec: 1e-5 of the magnitude with 8 flips, and
+ *   relative L2 1e-2 against the unrounded SwiGLU (rows >= 256). Returns
+ *   FALSE for F16, the output left as it was.
+ * - rope_kv_store_at, F32 and F16 caches, interleaved and rotate-half,
+ *   (n_heads, n_kv_heads, head_dim) (32, 8, 128) (Llama-3-8B, 4100
+ *   positions), (8, 4, 8) (stories260K) and (6, 3, 6) (4096 positions),
+ *   positions 0, 1, 127, 4095 read from device memory: q|k against
+ *   llm_cuda_rope_apply_at on the n_heads + n_kv_heads heads (the same
+ *   arithmetic, kernels/rope-angle.cuh: relative L2 2e-6, the count of
+ *   elements not bit-identical printed) and against llm_rope (2e-6); v
+ *   not touched; the cache rows at the position the rotated k and v as
+ *   llm_cuda_kv_store writes them (F32 exact, F16 bit-exact against
+ *   llm_f32_to_f16), of the fused kernel's own rotated k and equal to the
+ *   unfused path's cache wherever the two rotations agree bit for bit
+ *   (which is everywhere when they are the same); every other position
+ *   keeps its byte pattern.
+ *
+ * - quantize_x + matvec_packed_quantized (x rounded to Q8_0 once into
+ *   device memory), Q8_0 and Q4_0, 6144 x 4096, 4096 x 14336, 37 x 96,
+ *   1 x 32, for x, rmsnorm(x) * n and silu(g) * u (added): bit-identical
+ *   to the packed matvec that rounds x in each block (the same
+ *   arithmetic); FALSE for F16 and for both prologues at once.
+ *
+ * Without a GPU: exit 77 (meson SKIP).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <gst/check/gstcheck.h>
+#include <math.h>
+#include <string.h>
+
+#include "llm-cpu-ops.h"
+#include "llm-cuda.h"
+#include "llm-dtype.h"
+
+#define EPS 1e-5f
+#define MIN_REL_N 16            /* outputs for a relative L2 to mean much */
+#define FLIPS 8.0               /* Q8_0 roundings of x allowed to differ */
+
+static GRand *rng;
+static LlmCudaStream *stream;
+static guint n_threads;         /* of the CPU's llm_matvec */
+
+static gpointer
+dev_from (gconstpointer host, gsize bytes)
+{
+  GError *err = NULL;
+  gpointer p = llm_cuda_alloc (MAX (bytes, 4), &err);
+
+  fail_unless (p != NULL, "alloc: %s", err ? err->message : "");
+  if (host != NULL)
+    fail_unless (llm_cuda_copy (p, host, bytes, LLM_CUDA_HOST_TO_DEVICE,
+            NULL, &err), "upload: %s", err ? err->message : "");
+  return p;
+}
+
+static void
+upload (gpointer dev, gconstpointer host, gsize bytes)
+{
+  GError *err = NULL;
+
+  fail_unless (llm_cuda_copy (dev, host, bytes, LLM_CUDA_HOST_TO_DEVICE,
+          NULL, &err), "upload: %s", err ? err->message : "");
+}
+
+static void
+to_host (gpointer host, gconstpointer dev, gsize bytes)
+{
+  GError *err = NULL;
+
+  fail_unless (llm_cuda_stream_sync (stream, &err), "kernel: %s",
+      err ? err->message : "");
+  fail_unless (llm_cuda_copy (host, dev, bytes, LLM_CUDA_DEVICE_TO_HOST,
+          NULL, &err), "download: %s", err ? err->message : "");
+}
+
+/* Device floats that are NaN until a kernel writes them. */
+static float *
+dev_nan (gsize n)
+{
+  GError *err = NULL;
+  float *p = dev_from (NULL, n * sizeof (float));
+
+  fail_unless (llm_cuda_memset (p, 0xff, n * sizeof (float), stream, &err),
+      "memset: %s", err ? err->message : "");
+  return p;
+}
+
+static float *
+random_floats (gsize n, float scale)
+{
+  float *x = g_new (float, MAX (n, 1));
+
+  for (gsize i = 0; i < n; i++)
+    x[i] = (float) g_rand_double_range (rng, -scale, scale);
+  return x;
+}
+
+static double
+rel_l2 (const float *got, const float *want, gsize n)
+{
+  double num = 0, den = 0;
+
+  for (gsize i = 0; i < n; i++) {
+    fail_unless (isfinite (got[i]), "element %" G_GSIZE_FORMAT " is %g", i,
+        got[i]);
+    num += ((double) got[i] - want[i]) * ((double) got[i] - want[i]);
+    den += (double) want[i] * want[i];
+  }
+  return den > 0 ? sqrt (num / den) : sqrt (num);
+}
+
+static void
+check_rel (const float *got, const float *want, gsize n, double bound,
+    double *worst, const gchar * what)
+{
+  double e = rel_l2 (got, want, n);
+
+  fail_unless (e <= bound, "%s: relative L2 %.3g above %.3g", what, e, bound);
+  *worst = MAX (*worst, e);
+}
+
+/* sqrt (sum (got - want)^2) <= sqrt (bound^2 sum mag^2 + extra2), @extra2
+ * the flips' allowance (0 for the plain types); *@worst gets the error
+ * of the magnitude. */
+static void
+check_mag (const float *got, const float *want, const double *mag, gsize n,
+    double bound, double extra2, double *worst, const gchar * what)
+{
+  double num = 0, den = 0, e;
+
+  for (gsize i = 0; i < n; i++) {
+    double d = (double) got[i] - want[i];
+
+    fail_unless (isfinite (got[i]), "%s: element %" G_GSIZE_FORMAT " is %g",
+        what, i, got[i]);
+    num += d * d;
+    den += mag[i] * mag[i];
+  }
+  e = den > 0 ? sqrt (num / den) : sqrt (num);
+  fail_unless (num <= bound * bound * den + extra2,
+      "%s: error %.3g of the magnitude, above %.3g (+ %.3g for %g flipped "
+      "roundings of x)", what, e, bound,
+      den > 0 ? sqrt (extra2 / den) : sqrt (extra2), extra2 > 0 ? FLIPS : 0);
+  *worst = MAX (*worst, e);
+}
+
+static gboolean
+is_block (LlmDType t)
+{
+  return t == LLM_DTYPE_Q8_0 || t == LLM_DTYPE_Q4_0;
+}
+
+/* @n values of @dtype (F32, F16, BF16) made from @f: the bytes and a 1-D
+ * tensor on them for core/. */
+static guint8 *
+encode_vector (LlmTensor * t, LlmDType dtype, const float *f, guint n)
+{
+  gsize esz = dtype == LLM_DTYPE_F32 ? 4 : 2;
+  guint8 *b = g_malloc ((gsize) n * esz);
+
+  for (guint i = 0; i < n; i++) {
+    if (dtype == LLM_DTYPE_F32)
+      ((float *) b)[i] = f[i];
+    else if (dtype == LLM_DTYPE_F16)
+      ((guint16 *) b)[i] = llm_f32_to_f16 (f[i]);
+    else
+      ((guint16 *) b)[i] = llm_f32_to_bf16 (f[i]);
+  }
+  memset (t, 0, sizeof (*t));
+  t->name = (gchar *) "norm";
+  t->dtype = dtype;
+  t->n_dims = 1;
+  t->ne[0] = n;
+  t->ne[1] = t->ne[2] = t->ne[3] = 1;
+  t->data = b;
+  t->nbytes = (gsize) n * esz;
+  return b;
+}
+
+/* A weight matrix: its GGUF bytes (as a tensor for core/) and the packed
+ * copy on the device, made as test-cuda-matvec.c makes them (random F32
+ * in [-1, 1) quantized with llm_quantize_row, uploaded, packed). */
+typedef struct
+{
+  LlmDType dtype;
+  guint rows, cols;
+  guint8 *gguf;
+  LlmTensor t;
+  gpointer packed;              /* device */
+} Matrix;
+
+static void
+matrix_make (Matrix * m, LlmDType dtype, guint rows, guint cols)
+{
+  GError *err = NULL;
+  guint64 rb = 0;
+  gsize bytes, pbytes;
+  float *src = g_new (float, cols);
+  gpointer dsrc;
+
+  fail_unless (llm_dtype_bytes_for (dtype, cols, &rb));
+  bytes = rb * rows;
+  m->dtype = dtype;
+  m->rows = rows;
+  m->cols = cols;
+  m->gguf = g_malloc (MAX (bytes, 1));
+  for (guint r = 0; r < rows; r++) {
+    /* one draw a weight: the large matrices are 100 M of them */
+    for (guint c = 0; c < cols; c++)
+      src[c] = (float) (gint32) g_rand_int (rng) * (1.0f / 2147483648.0f);
+    llm_quantize_row (dtype, src, m->gguf + r * rb, cols);
+  }
+  g_free (src);
+  memset (&m->t, 0, sizeof (m->t));
+  m->t.name = (gchar *) "w";
+  m->t.dtype = dtype;
+  m->t.n_dims = 2;
+  m->t.ne[0] = cols;
+  m->t.ne[1] = rows;
+  m->t.ne[2] = m->t.ne[3] = 1;
+  m->t.data = m->gguf;
+  m->t.nbytes = bytes;
+
+  pbytes = llm_cuda_matrix_bytes (dtype, rows, cols);
+  fail_unless (pbytes > 0);
+  dsrc = dev_from (m->gguf, bytes);
+  m->packed = dev_from (NULL, pbytes);
+  fail_unless (llm_cuda_matrix_pack (m->packed, dsrc, dtype, rows, cols,
+          stream, &err), "pack: %s", err ? err->message : "");
+  fail_unless (llm_cuda_stream_sync (stream, &err), "pack: %s",
+      err ? err->message : "");
+  llm_cuda_free (dsrc);
+}
+
+static void
+matrix_clear (Matrix * m)
+{
+  llm_cuda_free (m->packed);
+  g_free (m->gguf);
+}
+
+/* The CPU's W xe, xe the vector the kernel multiplies with: x itself, or
+ * its Q8_0 rounding (llm_quantize_row + llm_dequantize_row) for Q8_0 and
+ * Q4_0 weights; with each output's magnitude and, for Q8_0 and Q4_0, the
+ * flips' allowance. */
+typedef struct
+{
+  float *want;                  /* rows: llm_matvec (W, xe) */
+  double *mag;                  /* rows: sum_c |w_rc xe_c| */
+  double flip2;                 /* FLIPS max_c d_c^2 sum_r w_rc^2, or 0 */
+} Ref;
+
+static void
+reference (Ref * ref, const Matrix * m, const float *x)
+{
+  guint rows = m->rows, cols = m->cols;
+  float *xe = g_new (float, cols), *row = g_new (float, cols);
+  double *d2 = NULL, *colsq = NULL;
+
+  ref->want = g_new (float, rows);
+  ref->mag = g_new (double, rows);
+  ref->flip2 = 0.0;
+  if (is_block (m->dtype)) {
+    LlmBlockQ8_0 *q = g_new (LlmBlockQ8_0, cols / 32);
+
+    llm_quantize_row (LLM_DTYPE_Q8_0, x, q, cols);
+    llm_dequantize_row (LLM_DTYPE_Q8_0, q, xe, cols);
+    d2 = g_new (double, cols / 32);
+    for (guint b = 0; b < cols / 32; b++) {
+      double d = llm_f16_to_f32 (q[b].d);
+
+      d2[b] = d * d;
+    }
+    colsq = g_new0 (double, cols);
+    g_free (q);
+  } else {
+    memcpy (xe, x, (gsize) cols * sizeof (float));
+  }
+  llm_matvec (ref->want, &m->t, xe, n_threads);
+  for (guint r = 0; r < rows; r++) {
+    double s = 0.0;
+
+    llm_get_row (row, &m->t, r);
+    for (guint c = 0; c < cols; c++)
+      s += fabs ((double) row[c] * xe[c]);
+    ref->mag[r] = s;
+    if (colsq != NULL)
+      for (guint c = 0; c < cols; c++)
+        colsq[c] += (double) row[c] * row[c];
+  }
+  if (colsq != NULL)
+    for (guint c = 0; c < cols; c++)
+      ref->flip2 = MAX (ref->flip2, FLIPS * d2[c / 32] * colsq[c]);
+  g_free (d2);
+  g_free (colsq);
+  g_free (xe);
+  g_free (row);
+}
+
+static void
+ref_clear (Ref * ref)
+{
+  g_free (ref->want);
+  g_free (ref->mag);
+}
+
+static const LlmDType all_dtypes[] = { LLM_DTYPE_F32, LLM_DTYPE_F16,
+  LLM_DTYPE_BF16, LLM_DTYPE_Q8_0, LLM_DTYPE_Q4_0
+};
+
+static const LlmDType plain_dtypes[] = { LLM_DTYPE_F32, LLM_DTYPE_F16,
+  LLM_DTYPE_BF16
+};
+
+static const LlmDType block_dtypes[] = { LLM_DTYPE_Q8_0, LLM_DTYPE_Q4_0 };
+
+static const LlmDType norm_dtypes[] = { LLM_DTYPE_F32, LLM_DTYPE_F16,
+  LLM_DTYPE_BF16
+};
+
+/* --- matvec_packed_rmsnorm --- */
+
+GST_START_TEST (test_matvec_rmsnorm)
+{
+  static const struct
+  {
+    guint rows, cols;
+  } shapes[] = {
+    {6144, 4096}, {1, 32}, {37, 96}, {513, 1536}, {7, 1001},
+  };
+
+  for (guint d = 0; d < G_N_ELEMENTS (all_dtypes); d++) {
+    LlmDType dt = all_dtypes[d];
+    gboolean blk = is_block (dt);
+    double w_gpu = 0, w_gpu_rel = 0, w_cpu = 0, w_cpu_x = 0;
+
+    for (guint s = 0; s < G_N_ELEMENTS (shapes); s++) {
+      guint rows = shapes[s].rows, cols = shapes[s].cols;
+      guint off = s % 2;        /* x at an odd float: not 16-byte aligned */
+      Matrix m;
+      g_autofree float *x = NULL;
+      float *dx;
+
+      if (cols % llm_dtype_block_elems (dt) != 0)
+        continue;
+      matrix_make (&m, dt, rows, cols);
+      x = random_floats (cols, 3.0f);
+      dx = dev_from (NULL, (cols + 1) * sizeof (float));
+      upload (dx + off, x, cols * sizeof (float));
+
+      for (guint n = 0; n < G_N_ELEMENTS (norm_dtypes); n++) {
+        LlmDType nd = norm_dtypes[n];
+        g_autofree float *nf = random_floats (cols, 0.5f);
+        g_autofree float *xn = g_new (float, cols);
+        g_autofree float *got = g_new (float, rows);
+        g_autofree float *unf = g_new (float, rows);
+        g_autofree guint8 *nb = NULL;
+        g_autofree gchar *what = NULL;
+        LlmTensor nt;
+        Ref ref;
+        gpointer dnorm;
+        float *dxn, *dout, *dref;
+
+        for (guint c = 0; c < cols; c++)
+          nf[c] += 1.0f;        /* norm weights in [0.5, 1.5] */
+        nb = encode_vector (&nt, nd, nf, cols);
+        llm_rmsnorm (xn, x, &nt, cols, EPS);
+        reference (&ref, &m, xn);
+
+        dnorm = dev_from (nb, nt.nbytes);
+        dxn = dev_nan (cols);
+        dout = dev_nan (rows);
+        dref = dev_nan (rows);
+        what = g_strdup_printf ("matvec_packed_rmsnorm %s %ux%u, %s norm%s",
+            llm_dtype_name (dt), rows, cols, llm_dtype_name (nd),
+            off ? ", x unaligned" : "");
+        fail_unless (llm_cuda_matvec_packed_rmsnorm (dout, m.packed, dt,
+                dx + off, dnorm, nd, EPS, rows, cols, stream),
+            "%s: returned FALSE", what);
+        llm_cuda_rmsnorm_forward (dxn, dx + off, dnorm, nd, cols, 1, EPS,
+            stream);
+        llm_cuda_matvec_packed (dref, m.packed, dt, dxn, rows, cols, stream);
+        to_host (got, dout, rows * sizeof (float));
+        to_host (unf, dref, rows * sizeof (float));
+
+        /* against the unfused GPU kernels */
+        check_mag (got, unf, ref.mag, rows, 1e-5, ref.flip2, &w_gpu, what);
+        if (rows >= MIN_REL_N)
+          check_rel (got, unf, rows, blk ? 1e-2 : 1e-5, &w_gpu_rel, what);
+        /* against the CPU */
+        check_mag (got, ref.want, ref.mag, rows, 1e-5, ref.flip2, &w_cpu,
+            what);
+        if (blk && rows >= 256) {
+          g_autofree float *want_x = g_new (float, rows);
+
+          llm_matvec (want_x, &m.t, xn, n_threads);
+          check_rel (got, want_x, rows, 1e-2, &w_cpu_x, what);
+        }
+
+        ref_clear (&ref);
+        llm_cuda_free (dnorm);
+        llm_cuda_free (dxn);
+        llm_cuda_free (dout);
+        llm_cuda_free (dref);
+      }
+      llm_cuda_free (dx);
+      matrix_clear (&m);
+    }
+    g_print ("matvec_packed_rmsnorm %s: against rmsnorm_forward + "
+        "matvec_packed %.3g of the magnitude (bound 1e-5%s), relative L2 "
+        "%.3g (bound %g); against llm_rmsnorm + llm_matvec%s %.3g of the "
+        "magnitude (bound 1e-5%s)", llm_dtype_name (dt), w_gpu,
+        blk ? " + 8 flips" : "", w_gpu_rel, blk ? 1e-2 : 1e-5,
+        blk ? " on Q8_0-rounded x" : "", w_cpu, blk ? " + 8 flips" : "");
+    if (blk)
+      g_print (", on the exact x relative L2 %.3g (bound 1e-2)", w_cpu_x);
+    g_print ("\n");
+  }
+}
+
+GST_END_TEST;
+
+/* --- matvec_packed_rmsnorm_swiglu --- */
+
+/* want[i] = silu(h[i]) h[ffn + i] as llm_swiglu computes it, and m[i] its
+ * magnitude: |silu'(g) u| mag(g) + |silu(g)| mag(u) + |silu(g) u|. */
+static void
+swiglu_reference (float *want, double *m, const float *h, const double *mag,
+    guint ffn)
+{
+  llm_swiglu (want, h, h + ffn, ffn);
+  for (guint i = 0; i < ffn; i++) {
+    double g = h[i], u = h[ffn + i];
+    double sg = 1.0 / (1.0 + exp (-g));
+    double silu = g * sg, dsilu = sg * (1.0 + g * (1.0 - sg));
+
+    m[i] = fabs (dsilu * u) * mag[i] + fabs (silu) * mag[ffn + i]
+        + fabs (silu * u);
+  }
+}
+
+/* The fused kernel declines: FALSE, and @n floats of output as they
+ * were. */
+static void
+check_declined (gboolean ret, float *dout, const float *before, gsize n,
+    const gchar * what)
+{
+  g_autofree float *after = g_new (float, MAX (n, 1));
+
+  fail_unless (!ret, "%s: returned TRUE", what);
+  to_host (after, dout, n * sizeof (float));
+  fail_unless (memcmp (after, before, n * sizeof (float)) == 0,
+      "%s: returned FALSE but wrote the output", what);
+}
+
+GST_START_TEST (test_matvec_rmsnorm_swiglu)
+{
+  static const struct
+  {
+    guint ffn, cols;
+  } shapes[] = {
+    {14336, 4096}, {1, 96}, {17, 100}, {768, 512},
+  };
+  static const LlmDType nds[] = { LLM_DTYPE_F32, LLM_DTYPE_F16 };
+
+  for (guint d = 0; d < G_N_ELEMENTS (plain_dtypes); d++) {
+    LlmDType dt = plain_dtypes[d];
+    double w_gpu = 0, w_gpu_rel = 0, w_cpu = 0, w_cpu_rel = 0;
+
+    for (guint s = 0; s < G_N_ELEMENTS (shapes); s++) {
+      guint ffn = shapes[s].ffn, cols = shapes[s].cols, rows = 2 * ffn;
+      guint off = s % 2;
+      Matrix m;
+      g_autofree float *x = NULL;
+      float *dx;
+
+      matrix_make (&m, dt, rows, cols);
+      x = random_floats (cols, 3.0f);
+      dx = dev_from (NULL, (cols + 1) * sizeof (float));
+      upload (dx + off, x, cols * sizeof (float));
+
+      for (guint n = 0; n < G_N_ELEMENTS (nds); n++) {
+        LlmDType nd = nds[n];
+        g_autofree float *nf = random_floats (cols, 0.5f);
+        g_autofree float *xn = g_new (float, cols);
+        g_autofree float *want = g_new (float, ffn);
+        g_autofree double *mag = g_new (double, ffn);
+        g_autofree float *got = g_new (float, ffn);
+        g_autofree float *unf = g_new (float, ffn);
+        g_autofree guint8 *nb = NULL;
+        g_autofree gchar *what = NULL;
+        LlmTensor nt;
+        Ref ref;
+        gpointer dnorm;
+        float *dxn, *dh, *dout, *dref;
+
+        for (guint c = 0; c < cols; c++)
+          nf[c] += 1.0f;
+        nb = encode_vector (&nt, nd, nf, cols);
+        llm_rmsnorm (xn, x, &nt, cols, EPS);
+        reference (&ref, &m, xn);
+        swiglu_reference (want, mag, ref.want, ref.mag, ffn);
+
+        dnorm = dev_from (nb, nt.nbytes);
+        dxn = dev_nan (cols);
+        dh = dev_nan (rows);
+        dout = dev_nan (ffn);
+        dref = dev_nan (ffn);
+        what = g_strdup_printf ("matvec_packed_rmsnorm_swiglu %s %ux%u (ffn "
+            "%u), %s norm%s", llm_dtype_name (dt), rows, cols, ffn,
+            llm_dtype_name (nd), off ? ", x unaligned" : "");
+        fail_unless (llm_cuda_matvec_packed_rmsnorm_swiglu (dout, m.packed,
+                dt, dx + off, dnorm, nd, EPS, rows, cols, stream),
+            "%s: returned FALSE", what);
+        llm_cuda_rmsnorm_forward (dxn, dx + off, dnorm, nd, cols, 1, EPS,
+            stream);
+        llm_cuda_matvec_packed (dh, m.packed, dt, dxn, rows, cols, stream);
+        llm_cuda_swiglu_rows (dref, dh, 1, ffn, stream);
+        to_host (got, dout, ffn * sizeof (float));
+        to_host (unf, dref, ffn * sizeof (float));
+
+        check_mag (got, unf, mag, ffn, 1e-5, 0, &w_gpu, what);
+        check_mag (got, want, mag, ffn, 1e-5, 0, &w_cpu, what);
+        if (ffn >= MIN_REL_N) {
+          check_rel (got, unf, ffn, 1e-5, &w_gpu_rel, what);
+          check_rel (got, want, ffn, 1e-5, &w_cpu_rel, what);
+        }
+
+        ref_clear (&ref);
+        llm_cuda_free (dnorm);
+        llm_cuda_free (dxn);
+        llm_cuda_free (dh);
+        llm_cuda_free (dout);
+        llm_cuda_free (dref);
+      }
+      llm_cuda_free (dx);
+      matrix_clear (&m);
+    }
+    g_print ("matvec_packed_rmsnorm_swiglu %s: against rmsnorm_forward + "
+        "matvec_packed + swiglu_rows %.3g of the magnitude, relative L2 "
+        "%.3g; against llm_rmsnorm + llm_matvec + llm_swiglu %.3g, %.3g "
+        "(bounds 1e-5)\n", llm_dtype_name (dt), w_gpu, w_gpu_rel, w_cpu,
+        w_cpu_rel);
+  }
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_matvec_rmsnorm_swiglu_declines)
+{
+  const guint cols = 96;
+  g_autofree float *x = random_floats (cols, 3.0f);
+  g_autofree float *nf = random_floats (cols, 0.5f);
+  g_autofree float *before = random_floats (18, 1.0f);
+  float *dx = dev_from (x, cols * sizeof (float));
+  float *dnorm, *dout = dev_from (before, 18 * sizeof (float));
+
+  for (guint c = 0; c < cols; c++)
+    nf[c] += 1.0f;
+  dnorm = dev_from (nf, cols * sizeof (float));
+  /* Q8_0, Q4_0: no fused SwiGLU (even rows) */
+  for (guint d = 0; d < G_N_ELEMENTS (block_dtypes); d++) {
+    Matrix m;
+    g_autofree gchar *what = NULL;
+
+    matrix_make (&m, block_dtypes[d], 34, cols);
+    what = g_strdup_printf ("matvec_packed_rmsnorm_swiglu %s 34x%u",
+        llm_dtype_name (block_dtypes[d]), cols);
+    check_declined (llm_cuda_matvec_packed_rmsnorm_swiglu (dout, m.packed,
+            block_dtypes[d], dx, dnorm, LLM_DTYPE_F32, EPS, 34, cols, stream),
+        dout, before, 18, what);
+    matrix_clear (&m);
+  }
+  /* an odd row count */
+  for (guint d = 0; d < G_N_ELEMENTS (plain_dtypes); d++) {
+    Matrix m;
+    g_autofree gchar *what = NULL;
+
+    matrix_make (&m, plain_dtypes[d], 35, cols);
+    what = g_strdup_printf ("matvec_packed_rmsnorm_swiglu %s 35x%u",
+        llm_dtype_name (plain_dtypes[d]), cols);
+    check_declined (llm_cuda_matvec_packed_rmsnorm_swiglu (dout, m.packed,
+            plain_dtypes[d], dx, dnorm, LLM_DTYPE_F32, EPS, 35, cols, stream),
+        dout, before, 18, what);
+    matrix_clear (&m);
+  }
+  llm_cuda_free (dx);
+  llm_cuda_free (dnorm);
+  llm_cuda_free (dout);
+}
+
+GST_END_TEST;
+
+/* --- matvec_packed_swiglu_add --- */
+
+GST_START_TEST (test_matvec_swiglu_add)
+{
+  static const struct
+  {
+    guint rows, cols;
+  } shapes[] = {
+    {4096, 14336}, {33, 96},
+  };
+
+  for (guint d = 0; d < G_N_ELEMENTS (block_dtypes); d++) {
+    LlmDType dt = block_dtypes[d];
+    double w_gpu = 0, w_gpu_rel = 0, w_cpu = 0, w_cpu_x = 0;
+
+    for (guint s = 0; s < G_N_ELEMENTS (shapes); s++) {
+      guint rows = shapes[s].rows, cols = shapes[s].cols;
+      g_autofree float *gu = random_floats (2 * (gsize) cols, 3.0f);
+      g_autofree float *a = g_new (float, cols);
+      g_autofree float *base = random_floats (rows, 4.0f);
+      g_autofree float *got = g_new (float, rows);
+      g_autofree float *unf = g_new (float, rows);
+      g_autofree double *mag = g_new (double, rows);
+      g_autofree gchar *what = NULL;
+      Matrix m;
+      Ref ref;
+      float *dgu, *da, *dout, *dref;
+
+      matrix_make (&m, dt, rows, cols);
+      llm_swiglu (a, gu, gu + cols, cols);
+      reference (&ref, &m, a);
+      for (guint r = 0; r < rows; r++) {
+        ref.want[r] += base[r];
+        mag[r] = ref.mag[r] + fabs (base[r]);
+      }
+
+      dgu = dev_from (gu, 2 * (gsize) cols * sizeof (float));
+      da = dev_nan (cols);
+      dout = dev_from (base, rows * sizeof (float));
+      dref = dev_from (base, rows * sizeof (float));
+      what = g_strdup_printf ("matvec_packed_swiglu_add %s %ux%u",
+          llm_dtype_name (dt), rows, cols);
+      fail_unless (llm_cuda_matvec_packed_swiglu_add (dout, m.packed, dt, dgu,
+              rows, cols, stream), "%s: returned FALSE", what);
+      llm_cuda_swiglu_rows (da, dgu, 1, cols, stream);
+      llm_cuda_matvec_packed_add (dref, m.packed, dt, da, rows, cols, stream);
+      to_host (got, dout, rows * sizeof (float));
+      to_host (unf, dref, rows * sizeof (float));
+
+      check_rel (got, unf, rows, 1e-2, &w_gpu_rel, what);
+      check_mag (got, unf, mag, rows, 1e-5, ref.flip2, &w_gpu, what);
+      check_mag (got, ref.want, mag, rows, 1e-5, ref.flip2, &w_cpu, what);
+      if (rows >= 256) {
+        g_autofree float *want_x = g_new (float, rows);
+
+        llm_matvec (want_x, &m.t, a, n_threads);
+        for (guint r = 0; r < rows; r++)
+          want_x[r] += base[r];
+        check_rel (got, want_x, rows, 1e-2, &w_cpu_x, what);
+      }
+
+      ref_clear (&ref);
+      llm_cuda_free (dgu);
+      llm_cuda_free (da);
+      llm_cuda_free (dout);
+      llm_cuda_free (dref);
+      matrix_clear (&m);
+    }
+    g_print ("matvec_packed_swiglu_add %s: against swiglu_rows + "
+        "matvec_packed_add relative L2 %.3g (bound 1e-2), %.3g of the "
+        "magnitude (bound 1e-5 + 8 flips); against llm_swiglu + llm_matvec "
+        "on Q8_0-rounded x %.3g of the magnitude (bound 1e-5 + 8 flips), on "
+        "the exact x relative L2 %.3g (bound 1e-2)\n", llm_dtype_name (dt),
+        w_gpu_rel, w_gpu, w_cpu, w_cpu_x);
+  }
+}
+
+GST_END_TEST;
+
+/* x rounded once into device memory (llm_cuda_quantize_x) and then
+ * multiplied (llm_cuda_matvec_packed_quantized) is the same arithmetic as
+ * the packed matvec rounding x in each block: bit-identical results, for
+ * x as it is, rmsnorm(x) * n and silu(g) * u. */
+GST_START_TEST (test_quantize_x_once)
+{
+  static const guint shapes[][2] = { {6144, 4096}, {4096, 14336}, {37, 96},
+  {1, 32}
+  };
+
+  for (guint d = 0; d < G_N_ELEMENTS (block_dtypes); d++) {
+    LlmDType dt = block_dtypes[d];
+
+    for (guint s = 0; s < G_N_ELEMENTS (shapes); s++) {
+      guint rows = shapes[s][0], cols = shapes[s][1];
+      g_autofree float *x = random_floats (2 * (gsize) cols, 3.0f);
+      g_autofree float *nw = random_floats (cols, 1.5f);
+      g_autofree float *base = random_floats (rows, 4.0f);
+      g_autofree float *got = g_new (float, rows);
+      g_autofree float *want = g_new (float, rows);
+      float *dx = dev_from (x, 2 * (gsize) cols * sizeof (float));
+      float *dn = dev_from (nw, cols * sizeof (float));
+      float *dgot = dev_from (NULL, rows * sizeof (float));
+      float *dwant = dev_from (NULL, rows * sizeof (float));
+      gpointer xq = dev_from (NULL, llm_cuda_quantized_x_bytes (cols));
+      Matrix m;
+
+      matrix_make (&m, dt, rows, cols);
+      for (guint mode = 0; mode < 3; mode++) {
+        /* 0: x, 1: rmsnorm(x) * n, 2: silu(g) * u, added to base */
+        gboolean add = mode == 2;
+
+        upload (dgot, base, rows * sizeof (float));
+        upload (dwant, base, rows * sizeof (float));
+        fail_unless (llm_cuda_quantize_x (xq, dt, dx, cols,
+                mode == 1 ? dn : NULL, LLM_DTYPE_F32, 1e-5f, mode == 2,
+                stream), "quantize_x %s %ux%u mode %u: FALSE",
+            llm_dtype_name (dt), rows, cols, mode);
+        fail_unless (llm_cuda_matvec_packed_quantized (dgot, m.packed, dt, xq,
+                rows, cols, add, stream));
+        if (mode == 0)
+          llm_cuda_matvec_packed (dwant, m.packed, dt, dx, rows, cols,
+              stream);
+        else if (mode == 1)
+          fail_unless (llm_cuda_matvec_packed_rmsnorm (dwant, m.packed, dt,
+                  dx, dn, LLM_DTYPE_F32, 1e-5f, rows, cols, stream));
+        else
+          fail_unless (llm_cuda_matvec_packed_swiglu_add (dwant, m.packed, dt,
+                  dx, rows, cols, stream));
+        to_host (got, dgot, rows * sizeof (float));
+        to_host (want, dwant, rows * sizeof (float));
+        for (guint r = 0; r < rows; r++)
+          fail_unless (got[r] == want[r], "%s %ux%u mode %u: row %u: %.9g "
+              "rounded once, %.9g rounded per block", llm_dtype_name (dt),
+              rows, cols, mode, r, got[r], want[r]);
+      }
+      /* what it declines: a dtype without Q8_0 rounding, both prologues */
+      fail_if (llm_cuda_quantize_x (xq, LLM_DTYPE_F16, dx, cols, NULL,
+              LLM_DTYPE_F32, 1e-5f, FALSE, stream));
+      fail_if (llm_cuda_quantize_x (xq, dt, dx, cols, dn, LLM_DTYPE_F32,
+              1e-5f, TRUE, stream));
+      fail_if (llm_cuda_matvec_packed_quantized (dgot, m.packed,
+              LLM_DTYPE_F16, xq, rows, cols, FALSE, stream));
+      matrix_clear (&m);
+      llm_cuda_free (dx);
+      llm_cuda_free (dn);
+      llm_cuda_free (dgot);
+      llm_cuda_free (dwant);
+      llm_cuda_free (xq);
+    }
+  }
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_matvec_swiglu_add_declines)
+{
+  const guint rows = 33, cols = 96;
+  g_autofree float *gu = random_floats (2 * cols, 3.0f);
+  g_autofree float *before = random_floats (rows, 4.0f);
+  float *dgu = dev_from (gu, 2 * cols * sizeof (float));
+  float *dout = dev_from (before, rows * sizeof (float));
+  Matrix m;
+
+  matrix_make (&m, LLM_DTYPE_F16, rows, cols);
+  check_declined (llm_cuda_matvec_packed_swiglu_add (dout, m.packed,
+          LLM_DTYPE_F16, dgu, rows, cols, stream), dout, before, rows,
+      "matvec_packed_swiglu_add F16 33x96");
+  matrix_clear (&m);
+  llm_cuda_free (dgu);
+  llm_cuda_free (dout);
+}
+
+GST_END_TEST;
+
+/* --- rope_kv_store_at --- */
+
+/* Element @i of a cache row of @dtype equals @v as llm_cuda_kv_store
+ * stores it. */
+static gboolean
+cache_holds (const guint8 * row, LlmDType dtype, guint i, float v)
+{
+  if (dtype == LLM_DTYPE_F16)
+    return ((const guint16 *) row)[i] == llm_f32_to_f16 (v);
+  return memcmp (row + (gsize) i * 4, &v, 4) == 0;
+}
+
+/* One call at position @pos; returns the q|k elements where the fused and
+ * the unfused rotations differ in some bit. */
+static gsize
+check_rope_kv_store (LlmDType kvt, guint nh, guint nkv, guint hd,
+    guint n_ctx, float theta, gboolean il, gint32 pos, gint32 * dpos)
+{
+  guint kv_dim = nkv * hd, qk = (nh + nkv) * hd, len = qk + kv_dim;
+  gsize esz = kvt == LLM_DTYPE_F16 ? 2 : 4;
+  gsize row_bytes = kv_dim * esz, cache_bytes = n_ctx * row_bytes;
+  gsize o = (gsize) pos * row_bytes, n_diff = 0;
+  g_autofree float *qkv = random_floats (len, 2.0f);
+  g_autofree float *cpu = g_memdup2 (qkv, len * sizeof (float));
+  g_autofree float *got = g_new (float, len);
+  g_autofree float *unf = g_new (float, len);
+  g_autofree guint8 *kc = g_malloc (cache_bytes);
+  g_autofree guint8 *vc = g_malloc (cache_bytes);
+  g_autofree guint8 *gk = g_malloc (cache_bytes);
+  g_autofree guint8 *gv = g_malloc (cache_bytes);
+  g_autofree guint8 *uk = g_malloc (cache_bytes);
+  g_autofree guint8 *uv = g_malloc (cache_bytes);
+  g_autofree gchar *what = NULL;
+  float *dqkv, *dref;
+  gpointer dkc, dvc, dukc, duvc;
+  double e;
+
+  fail_unless (pos >= 0 && (guint) pos < n_ctx);
+  what = g_strdup_printf ("rope_kv_store_at %s cache, %u/%u heads of %u, "
+      "%s, position %d", llm_dtype_name (kvt), nh, nkv, hd,
+      il ? "interleaved" : "rotate-half", pos);
+  memset (kc, 0x5a, cache_bytes);
+  memset (vc, 0xa5, cache_bytes);
+  dqkv = dev_from (qkv, len * sizeof (float));
+  dref = dev_from (qkv, len * sizeof (float));
+  dkc = dev_from (kc, cache_bytes);
+  dvc = dev_from (vc, cache_bytes);
+  dukc = dev_from (kc, cache_bytes);
+  duvc = dev_from (vc, cache_bytes);
+  upload (dpos, &pos, sizeof pos);
+
+  llm_cuda_rope_kv_store_at (dqkv, nh, nkv, hd, dkc, dvc, kvt, dpos, theta,
+      il, stream);
+  llm_cuda_rope_apply_at (dref, 1, len, nh + nkv, hd, dpos, theta, il,
+      stream);
+  llm_cuda_kv_store (dukc, duvc, kvt, dref + nh * hd, dref + qk, len, 1,
+      kv_dim, 0, dpos, stream);
+  to_host (got, dqkv, len * sizeof (float));
+  to_host (unf, dref, len * sizeof (float));
+  to_host (gk, dkc, cache_bytes);
+  to_host (gv, dvc, cache_bytes);
+  to_host (uk, dukc, cache_bytes);
+  to_host (uv, duvc, cache_bytes);
+  llm_rope (cpu, nh + nkv, hd, pos, theta, il);
+
+  /* q|k rotated as the unfused kernel and the CPU do, v untouched */
+  e = rel_l2 (got, unf, qk);
+  fail_unless (e <= 2e-6, "%s: q|k relative L2 %g from rope_apply_at", what,
+      e);
+  e = rel_l2 (got, cpu, qk);
+  fail_unless (e <= 2e-6, "%s: q|k relative L2 %g from llm_rope", what, e);
+  for (guint i = 0; i < qk; i++)
+    n_diff += memcmp (&got[i], &unf[i], 4) != 0;
+  fail_unless (memcmp (got + qk, qkv + qk, kv_dim * sizeof (float)) == 0,
+      "%s: v changed", what);
+
+  /* the row at the position: the rotated k and the v, stored */
+  for (guint i = 0; i < kv_dim; i++) {
+    float kv = got[nh * hd + i];
+
+    fail_unless (cache_holds (gk + o, kvt, i, kv),
+        "%s: k cache element %u does not hold the rotated k %g", what, i, kv);
+    fail_unless (cache_holds (gv + o, kvt, i, qkv[qk + i]),
+        "%s: v cache element %u does not hold v %g", what, i, qkv[qk + i]);
+    fail_unless (memcmp (gv + o + i * esz, uv + o + i * esz, esz) == 0,
+        "%s: v cache element %u is not what kv_store writes", what, i);
+    if (memcmp (&kv, &unf[nh * hd + i], 4) == 0)
+      fail_unless (memcmp (gk + o + i * esz, uk + o + i * esz, esz) == 0,
+          "%s: k cache element %u is not what kv_store writes", what, i);
+  }
+  /* every other position as it was */
+  fail_unless (memcmp (gk, kc, o) == 0 && memcmp (gv, vc, o) == 0,
+      "%s: a position before it changed", what);
+  fail_unless (memcmp (gk + o + row_bytes, kc + o + row_bytes,
+          cache_bytes - o - row_bytes) == 0
+      && memcmp (gv + o + row_bytes, vc + o + row_bytes,
+          cache_bytes - o - row_bytes) == 0,
+      "%s: a position after it changed", what);
+
+  llm_cuda_free (dqkv);
+  llm_cuda_free (dref);
+  llm_cuda_free (dkc);
+  llm_cuda_free (dvc);
+  llm_cuda_free (dukc);
+  llm_cuda_free (duvc);
+  return n_diff;
+}
+
+GST_START_TEST (test_rope_kv_store_at)
+{
+  static const struct
+  {
+    guint nh, nkv, hd, n_ctx;
+    float theta;
+  } cases[] = {
+    {32, 8, 128, 4100, 500000.0f},      /* Llama-3-8B */
+    {8, 4, 8, 4096, 10000.0f},  /* stories260K */
+    {6, 3, 6, 4096, 10000.0f},  /* odd */
+  };
+  static const gint32 positions[] = { 0, 1, 127, 4095 };
+  gint32 *dpos = dev_from (NULL, sizeof (gint32));
+
+  for (guint d = 0; d < 2; d++) {
+    LlmDType kvt = d ? LLM_DTYPE_F16 : LLM_DTYPE_F32;
+    gsize n_diff = 0, n_checked = 0;
+
+    for (guint c = 0; c < G_N_ELEMENTS (cases); c++)
+      for (guint il = 0; il < 2; il++)
+        for (guint p = 0; p < G_N_ELEMENTS (positions); p++) {
+          n_diff += check_rope_kv_store (kvt, cases[c].nh, cases[c].nkv,
+              cases[c].hd, cases[c].n_ctx, cases[c].theta, il,
+              positions[p], dpos);
+          n_checked += (cases[c].nh + cases[c].nkv) * cases[c].hd;
+        }
+    g_print ("rope_kv_store_at, %s cache: %" G_GSIZE_FORMAT " of %"
+        G_GSIZE_FORMAT " rotated q|k elements not bit-identical to "
+        "rope_apply_at's\n", llm_dtype_name (kvt), n_diff, n_checked);
+  }
+  llm_cuda_free (dpos);
+}
+
+GST_END_TEST;
+
+static Suite *
+fused_suite (void)
+{
+  Suite *s = suite_create ("cuda-fused");
+  TCase *tc = tcase_create ("general");
+
+  tcase_set_timeout (tc, 300);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_matvec_rmsnorm);
+  tcase_add_test (tc, test_matvec_rmsnorm_swiglu);
+  tcase_add_test (tc, test_matvec_rmsnorm_swiglu_declines);
+  tcase_add_test (tc, test_matvec_swiglu_add);
+  tcase_add_test (tc, test_matvec_swiglu_add_declines);
+  tcase_add_test (tc, test_quantize_x_once);
+  tcase_add_test (tc, test_rope_kv_store_at);
+  return s;
+}
+
+int
+main (int argc, char **argv)
+{
+  GError *err = NULL;
+  int ret;
+
+  g_setenv ("CK_FORK", "no", TRUE);
+  if (llm_cuda_device_count (&err) == 0) {
+    g_print ("SKIP: no usable CUDA device: %s\n", err ? err->message : "");
+    g_clear_error (&err);
+    return 77;
+  }
+  if (!llm_cuda_device_open (0, NULL, &err) ||
+      (stream = llm_cuda_stream_new (&err)) == NULL) {
+    g_printerr ("%s\n", err->message);
+    return 1;
+  }
+  rng = g_rand_new_with_seed (20261127);
+  n_threads = CLAMP (g_get_num_processors (), 1, 16);
+  gst_check_init (&argc, &argv);
+  ret = gst_check_run_suite (fused_suite (), "cuda-fused", __FILE__);
+  llm_cuda_stream_free (stream);
+  g_rand_free (rng);
+  return ret;
+}
