@@ -240,8 +240,10 @@ void llm_cuda_matvec_packed_multi (float *out, const void *packed,
  * so that the step has fewer kernel boundaries (each costs a few
  * microseconds of ramp-up and tail at batch 1). The matvecs return FALSE,
  * launching nothing, where they cannot fuse for that dtype or shape; the
- * caller then launches the two kernels. LLMASOS_CUDA_FUSE=0 in the
- * environment makes the forward pass not call them (for comparisons). */
+ * caller then launches the two kernels (also for 0 rows or columns, a
+ * norm not F32/F16/BF16, or an x too long for shared memory); @out is
+ * never @x. LLMASOS_CUDA_FUSE in the environment picks which of them the
+ * forward pass uses (kernels/llm-forward-cuda.c, docs/cuda.md). */
 
 /* out = W (rmsnorm(x) * norm): llm_cuda_rmsnorm_forward() then
  * llm_cuda_matvec_packed(). @norm: @cols elements of @norm_dtype (F32,
@@ -253,8 +255,9 @@ gboolean llm_cuda_matvec_packed_rmsnorm (float *out, const void *packed,
     float eps, guint rows, guint cols, LlmCudaStream * stream);
 /* out[i] = silu(h[i]) * h[i + rows / 2] for i < rows / 2, h = W
  * (rmsnorm(x) * norm): the stacked gate|up projection with the SwiGLU
- * after it (llm_cuda_matvec_packed_rmsnorm() then llm_cuda_swiglu_rows()).
- * F32, F16 and BF16 weights; @rows even. */
+ * after it (llm_cuda_matvec_packed_rmsnorm() then llm_cuda_swiglu_rows());
+ * @norm NULL: h = W x (no rmsnorm). F32, F16 and BF16 weights; @rows
+ * even. */
 gboolean llm_cuda_matvec_packed_rmsnorm_swiglu (float *out,
     const void *packed, LlmDType dtype, const float *x, const void *norm,
     LlmDType norm_dtype, float eps, guint rows, guint cols,
@@ -285,7 +288,8 @@ gboolean llm_cuda_matvec_packed_quantized (float *out, const void *packed,
  * (n_kv_heads)], heads of @head_dim: rotates q and k in place as
  * llm_cuda_rope_apply_at() and stores the rotated k and v at position
  * *@pos_device of @k_cache / @v_cache (rows of n_kv_heads * head_dim, F32
- * or F16) as llm_cuda_kv_store() does. */
+ * or F16) as llm_cuda_kv_store() does; the caller keeps *@pos_device
+ * within the cache (the forward pass checks the length on the host). */
 void llm_cuda_rope_kv_store_at (float *qkv, guint n_heads, guint n_kv_heads,
     guint head_dim, void *k_cache, void *v_cache, LlmDType kv_dtype,
     const gint32 * pos_device, float theta, gboolean interleaved,

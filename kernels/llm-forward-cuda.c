@@ -44,6 +44,19 @@
  * are all dropped and recaptured as needed. */
 #define MAX_GRAPHS 16
 
+/* The fused decode kernels (llm-cuda.h), chosen by LLMASOS_CUDA_FUSE:
+ * rmsnorm into the matvec after it; SwiGLU into the gate|up matvec
+ * (16-bit, F32) or the down one (Q8_0, Q4_0); RoPE with the cache append;
+ * for Q8_0 / Q4_0, x rounded once into device memory (with the rmsnorm
+ * or SwiGLU before it). The default is what measured fastest
+ * (docs/benchmarks.md). */
+#define FUSE_NORM 1u
+#define FUSE_SWIGLU 2u
+#define FUSE_ROPE 4u
+#define FUSE_QX 8u
+#define FUSE_ALL 15u
+#define FUSE_DEFAULT 0u
+
 struct _LlmCudaKv
 {
   guint64 id;                   /* unique in the process (graph cache key) */
@@ -67,8 +80,7 @@ struct _LlmCudaCompute
   float scale;                  /* of q . k */
   LlmCudaStream *stream;
   gboolean graphs_enabled;
-  gboolean fuse;                /* the fused decode kernels (llm-cuda.h) */
-  gboolean qx_global;           /* x rounded once for Q8_0 / Q4_0 */
+  guint fuse;                   /* FUSE_*: the fused decode kernels used */
   GHashTable *graphs;           /* kv id -> LlmCudaGraph */
 
   guint block;                  /* tokens per prefill pass */
@@ -182,6 +194,41 @@ llm_cuda_compute_free (LlmCudaCompute * c)
   g_free (c);
 }
 
+/* LLMASOS_CUDA_FUSE: "0" / "none", "1" / "all", or a comma list of
+ * norm, swiglu, rope, qx; unset: FUSE_DEFAULT. */
+static guint
+parse_fuse (const gchar * env)
+{
+  static const struct
+  {
+    const gchar *name;
+    guint bit;
+  } names[] = {
+    {"norm", FUSE_NORM}, {"swiglu", FUSE_SWIGLU}, {"rope", FUSE_ROPE},
+    {"qx", FUSE_QX}, {"all", FUSE_ALL}, {"1", FUSE_ALL}, {"none", 0},
+    {"0", 0},
+  };
+  g_auto (GStrv) parts = NULL;
+  guint mask = 0;
+
+  if (env == NULL)
+    return FUSE_DEFAULT;
+  parts = g_strsplit (env, ",", -1);
+  for (guint i = 0; parts[i] != NULL; i++) {
+    guint k;
+
+    for (k = 0; k < G_N_ELEMENTS (names); k++)
+      if (strcmp (g_strstrip (parts[i]), names[k].name) == 0)
+        break;
+    if (k == G_N_ELEMENTS (names))
+      g_warning ("LLMASOS_CUDA_FUSE: '%s' is not one of norm, swiglu, rope, "
+          "qx, all, none", parts[i]);
+    else
+      mask |= names[k].bit;
+  }
+  return mask;
+}
+
 LlmCudaCompute *
 llm_cuda_compute_new (const LlmCudaWeights * w, GError ** error)
 {
@@ -203,10 +250,7 @@ llm_cuda_compute_new (const LlmCudaWeights * w, GError ** error)
   c->block = env ? (guint) CLAMP (g_ascii_strtoull (env, NULL, 10), 1,
       PREFILL_BLOCK_MAX) : PREFILL_BLOCK;
   B = c->block;
-  env = g_getenv ("LLMASOS_CUDA_FUSE");
-  c->fuse = env == NULL || strcmp (env, "0") != 0;
-  env = g_getenv ("LLMASOS_CUDA_QX");
-  c->qx_global = env == NULL || strcmp (env, "shared") != 0;
+  c->fuse = parse_fuse (g_getenv ("LLMASOS_CUDA_FUSE"));
   c->graphs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
       (GDestroyNotify) llm_cuda_graph_free);
   c->allocations = g_ptr_array_new_with_free_func (llm_cuda_free);
@@ -329,20 +373,22 @@ decode_matvec (LlmCudaCompute * c, float *out, const LlmCudaMatrix * m,
   const void *nd = norm ? norm->data : NULL;
   LlmDType nt = norm ? norm->dtype : LLM_DTYPE_F32;
 
-  if (is_quant (m->dtype) && c->qx_global &&
+  if (is_quant (m->dtype) && (c->fuse & FUSE_QX) &&
       llm_cuda_quantize_x (c->xq, m->dtype, x, m->cols, nd, nt, hp->rms_eps,
           swiglu, s) &&
       llm_cuda_matvec_packed_quantized (out, m->data, m->dtype, c->xq,
           m->rows, m->cols, add, s))
     return;
   if (norm != NULL) {
-    if (!add && llm_cuda_matvec_packed_rmsnorm (out, m->data, m->dtype, x,
-            nd, nt, hp->rms_eps, m->rows, m->cols, s))
+    if (!add && (c->fuse & FUSE_NORM) &&
+        llm_cuda_matvec_packed_rmsnorm (out, m->data, m->dtype, x, nd, nt,
+            hp->rms_eps, m->rows, m->cols, s))
       return;
     llm_cuda_rmsnorm_forward (c->xb, x, nd, nt, m->cols, 1, hp->rms_eps, s);
     x = c->xb;
   } else if (swiglu) {
-    if (add && llm_cuda_matvec_packed_swiglu_add (out, m->data, m->dtype, x,
+    if (add && (c->fuse & FUSE_SWIGLU) &&
+        llm_cuda_matvec_packed_swiglu_add (out, m->data, m->dtype, x,
             m->rows, m->cols, s))
       return;
     llm_cuda_swiglu_rows (c->hb, x, 1, m->cols, s);
@@ -368,21 +414,43 @@ decode_layer_fused (LlmCudaCompute * c, const LlmCudaLayer * L, void *kc,
   LlmCudaStream *s = c->stream;
   const LlmCudaMatrix *gu = &L->w_gate_up;
 
+  gboolean interleaved = hp->rope_style == LLM_ROPE_INTERLEAVED;
+
   decode_matvec (c, c->qkv, &L->wqkv, c->x, &L->attn_norm, FALSE, FALSE);
-  llm_cuda_rope_kv_store_at (c->qkv, hp->n_heads, hp->n_kv_heads,
-      hp->head_dim, kc, vc, kv_dtype, c->step + 1, hp->rope_theta,
-      hp->rope_style == LLM_ROPE_INTERLEAVED, s);
+  if (c->fuse & FUSE_ROPE) {
+    llm_cuda_rope_kv_store_at (c->qkv, hp->n_heads, hp->n_kv_heads,
+        hp->head_dim, kc, vc, kv_dtype, c->step + 1, hp->rope_theta,
+        interleaved, s);
+  } else {
+    float *k = c->qkv + c->q_dim;
+
+    llm_cuda_rope_apply_at (c->qkv, 1, c->qkv_dim,
+        hp->n_heads + hp->n_kv_heads, hp->head_dim, c->step + 1,
+        hp->rope_theta, interleaved, s);
+    llm_cuda_kv_store (kc, vc, kv_dtype, k, k + c->kv_dim, c->qkv_dim, 1,
+        c->kv_dim, 0, c->step + 1, s);
+  }
   llm_cuda_attention_decode_at (c->att, c->qkv, kc, vc, kv_dtype,
       c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
       c->kv_dim, c->scale, 0, c->att_scratch, s);
   decode_matvec (c, c->x, &L->wo, c->att, NULL, FALSE, TRUE);
 
-  if (!is_quant (gu->dtype) &&
-      llm_cuda_matvec_packed_rmsnorm_swiglu (c->hb, gu->data, gu->dtype,
-          c->x, L->ffn_norm.data, L->ffn_norm.dtype, hp->rms_eps, gu->rows,
-          gu->cols, s)) {
-    decode_matvec (c, c->x, &L->w_down, c->hb, NULL, FALSE, TRUE);
-    return;
+  if (!is_quant (gu->dtype) && (c->fuse & FUSE_SWIGLU)) {
+    const float *xn = c->x;
+    const void *norm = L->ffn_norm.data;
+
+    if (!(c->fuse & FUSE_NORM)) {
+      llm_cuda_rmsnorm_forward (c->xb, c->x, norm, L->ffn_norm.dtype,
+          hp->dim, 1, hp->rms_eps, s);
+      xn = c->xb;
+      norm = NULL;
+    }
+    if (llm_cuda_matvec_packed_rmsnorm_swiglu (c->hb, gu->data, gu->dtype,
+            xn, norm, L->ffn_norm.dtype, hp->rms_eps, gu->rows, gu->cols,
+            s)) {
+      decode_matvec (c, c->x, &L->w_down, c->hb, NULL, FALSE, TRUE);
+      return;
+    }
   }
   decode_matvec (c, c->gate_up, gu, c->x, &L->ffn_norm, FALSE, FALSE);
   decode_matvec (c, c->x, &L->w_down, c->gate_up, NULL, TRUE, TRUE);
@@ -409,7 +477,7 @@ run_layers (LlmCudaCompute * c, LlmCudaKv * kv, guint n, guint pos0,
 
     float *k = c->qkv + c->q_dim, *v = k + c->kv_dim;
 
-    if (decode && c->fuse) {
+    if (decode && c->fuse != 0) {
       decode_layer_fused (c, L, kc, vc, kv->dtype, kv->n_ctx);
       continue;
     }

@@ -113,11 +113,12 @@ llm_cuda_matvec_packed_rmsnorm_swiglu (float *out, const void *packed,
 {
   MatvecPro p = { norm, norm_dtype, eps };
 
-  if (!pro_args_ok (dtype, rows, cols) || !norm_dtype_ok (norm_dtype) ||
-      is_quant (dtype) || rows % 2 != 0)
+  if (!pro_args_ok (dtype, rows, cols) ||
+      (norm != NULL && !norm_dtype_ok (norm_dtype)) || is_quant (dtype) ||
+      rows % 2 != 0)
     return FALSE;
   return matvec_packed_pro_any (out, packed, dtype, x, rows, cols, false,
-      PRO_RMSNORM | PRO_GATED, p, stream);
+      norm != NULL ? PRO_RMSNORM | PRO_GATED : PRO_GATED, p, stream);
 }
 
 gboolean

@@ -51,10 +51,56 @@ dot_vec (uint4 w, const float *__restrict__ x, unsigned int e,
     v[7] = b.w;
   }
   if (NORM) {
+    float n[8];
+
+    /* the norm's E weights in one or two vector loads (launch_pro checked
+     * its alignment) */
+    if (p.norm_dtype == LLM_DTYPE_F32) {
+      float4 a0 = __ldg ((const float4 *) ((const float *) p.norm + e));
+
+      n[0] = a0.x;
+      n[1] = a0.y;
+      n[2] = a0.z;
+      n[3] = a0.w;
+      if (E == 8) {
+        float4 a1 = __ldg ((const float4 *) ((const float *) p.norm + e + 4));
+
+        n[4] = a1.x;
+        n[5] = a1.y;
+        n[6] = a1.z;
+        n[7] = a1.w;
+      }
+    } else {
+      const uint16_t *nh = (const uint16_t *) p.norm + e;
+      uint32_t u[4];
+
+      if (E == 8) {
+        uint4 h = __ldg ((const uint4 *) nh);
+
+        u[0] = h.x;
+        u[1] = h.y;
+        u[2] = h.z;
+        u[3] = h.w;
+      } else {
+        uint2 h = __ldg ((const uint2 *) nh);
+
+        u[0] = h.x;
+        u[1] = h.y;
+      }
+#pragma unroll
+      for (unsigned int k = 0; k < E / 2; k++) {
+        float2 f = p.norm_dtype == LLM_DTYPE_F16 ?
+            unpack_half2<LLM_DTYPE_F16> (u[k]) :
+            unpack_half2<LLM_DTYPE_BF16> (u[k]);
+
+        n[2 * k] = f.x;
+        n[2 * k + 1] = f.y;
+      }
+    }
 #pragma unroll
     for (unsigned int k = 0; k < E; k++) {
       *ss += v[k] * v[k];
-      v[k] *= pro_norm_weight (p, e + k);
+      v[k] *= n[k];
     }
   }
   if (T == LLM_DTYPE_F32)
@@ -223,7 +269,8 @@ launch_pro (float *out, const void *w, const float *x, unsigned int rows,
   size_t esize = T == LLM_DTYPE_F32 ? 4 : 2;
   unsigned int out_rows = (PRO & PRO_GATED) ? rows / 2 : rows;
 
-  if (cols * esize % 16 == 0 && aligned16 (w) && aligned16 (x))
+  if (cols * esize % 16 == 0 && aligned16 (w) && aligned16 (x) &&
+      (!(PRO & PRO_RMSNORM) || aligned16 (p.norm)))
     pdl_launch (matvec_plain_packed_kernel<T, 1, true, PRO>,
         matvec_blocks (out_rows), MATVEC_THREADS, 0, s, out, w, x, rows,
         cols, add, p);
