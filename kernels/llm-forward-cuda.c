@@ -363,7 +363,7 @@ is_quant (LlmDType t)
 /* out (+ if @add)= M x' for one token, x' = rmsnorm(x) * @norm (@norm not
  * NULL), silu(g) * u of x = [g | u] (@swiglu), or x: in as few kernels as
  * M's dtype allows (llm-cuda.h). Q8_0 / Q4_0 round x' once into c->xq
- * unless LLMASOS_CUDA_QX=shared (then every matvec block rounds it). */
+ * where FUSE_QX is on (else every matvec block rounds it). */
 static void
 decode_matvec (LlmCudaCompute * c, float *out, const LlmCudaMatrix * m,
     const float *x, const LlmCudaMatrix * norm, gboolean swiglu, gboolean add)

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# run-gpu-variants.sh - the decode-step comparisons of docs/benchmarks.md,
-# on the GPU machine, after the GPU tests they depend on:
+# run-gpu-variants.sh - the decode-step comparisons of docs/benchmarks.md
+# ("The fused decode kernels, H200"), as run at commit 0be57a9, when the
+# fusions were on by default and LLMASOS_CUDA_QX=shared (now
+# LLMASOS_CUDA_FUSE=norm,swiglu,rope) rounded x in every matvec block; on
+# later commits FUSE=0 is the default, so kernels/run-gpu-fuse.sh is the
+# script to use. On the GPU machine, after the GPU tests they depend on:
 #
 #   source .gpu/enter.sh && kernels/run-gpu-variants.sh .gpu/BUILD OUT
 #
