@@ -43,73 +43,10 @@
 #include "llm-cpu-ops.h"
 #include "llm-cuda.h"
 #include "llm-error.h"
+#include "test-cuda-common.h"
 
-static GRand *rng;
-static LlmCudaStream *stream;
 
-/* --- helpers --- */
-
-static void
-fill_random (float *x, gsize n, float scale)
-{
-  for (gsize i = 0; i < n; i++)
-    x[i] = (float) g_rand_double_range (rng, -scale, scale);
-}
-
-static gpointer
-dev_alloc (gsize bytes)
-{
-  GError *err = NULL;
-  gpointer p = llm_cuda_alloc (bytes, &err);
-
-  fail_unless (p != NULL, "llm_cuda_alloc: %s", err ? err->message : "?");
-  return p;
-}
-
-static gpointer
-dev_from (gconstpointer host, gsize bytes)
-{
-  GError *err = NULL;
-  gpointer p = dev_alloc (bytes);
-
-  fail_unless (llm_cuda_copy (p, host, bytes, LLM_CUDA_HOST_TO_DEVICE, NULL,
-          &err), "upload: %s", err ? err->message : "?");
-  return p;
-}
-
-/* Waits for the stream, then copies @bytes back. */
-static void
-to_host (gpointer host, gconstpointer dev, gsize bytes)
-{
-  GError *err = NULL;
-
-  fail_unless (llm_cuda_stream_sync (stream, &err), "kernel: %s",
-      err ? err->message : "?");
-  fail_unless (llm_cuda_copy (host, dev, bytes, LLM_CUDA_DEVICE_TO_HOST,
-          NULL, &err), "download: %s", err ? err->message : "?");
-}
-
-/* |got - want| / |mag| over @n elements; fails above @bound or on a
- * non-finite element. */
-static void
-check_mag (const float *got, const float *want, const double *mag, gsize n,
-    double bound, double *worst, const gchar * what)
-{
-  double num = 0.0, den = 0.0, e;
-
-  for (gsize i = 0; i < n; i++) {
-    double d = (double) got[i] - want[i];
-
-    fail_unless (isfinite (got[i]), "%s: element %" G_GSIZE_FORMAT " is %g",
-        what, i, got[i]);
-    num += d * d;
-    den += mag[i] * mag[i];
-  }
-  e = den > 0.0 ? sqrt (num / den) : sqrt (num);
-  fail_unless (e <= bound, "%s: error %.3g of the magnitude, above %.3g",
-      what, e, bound);
-  *worst = MAX (*worst, e);
-}
+/* --- helpers (the shared ones: test-cuda-common.h) --- */
 
 /* mag[h][d] = sum_p p_p |v_p[d]| for the query @q (all heads) at @qpos,
  * p the softmax of its scaled scores over the positions it sees. */
@@ -450,25 +387,10 @@ cuda_attention_suite (void)
 {
   Suite *s;
   TCase *tc;
-  GError *err = NULL;
 
-  /* No GPU: say why and skip, before allocating anything. */
-  if (llm_cuda_device_count (&err) == 0
-      || !llm_cuda_device_open (0, NULL, &err)) {
-    g_print ("SKIP: %s\n", err ? err->message : "no CUDA device");
-    g_clear_error (&err);
-    exit (77);
-  }
+  cuda_test_setup (20261126, NULL);
   s = suite_create ("cuda-attention");
   tc = tcase_create ("attention");
-  if ((stream = llm_cuda_stream_new (&err)) == NULL) {
-    g_printerr ("cannot create a CUDA stream: %s\n", err->message);
-    exit (1);
-  }
-  /* CUDA does not survive fork() once initialised: run the tests in this
-   * process. */
-  g_setenv ("CK_FORK", "no", TRUE);
-  rng = g_rand_new_with_seed (20261126);
 
   tcase_set_timeout (tc, 300);
   suite_add_tcase (s, tc);

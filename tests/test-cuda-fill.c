@@ -30,11 +30,11 @@
 
 #include "llm-cuda.h"
 #include "llm-dtype.h"
+#include "test-cuda-common.h"
 
 #define GUARD 64
 #define GUARD_BYTE 0xff         /* NaN in F32, F16, BF16 and in a Q scale */
 
-static LlmCudaStream *stream;
 
 static const LlmDType dtypes[] = {
   LLM_DTYPE_F32, LLM_DTYPE_F16, LLM_DTYPE_BF16, LLM_DTYPE_Q8_0, LLM_DTYPE_Q4_0
@@ -299,22 +299,8 @@ cuda_fill_suite (void)
 {
   Suite *s;
   TCase *tc;
-  GError *err = NULL;
 
-  /* No GPU: say why and skip, before allocating anything. */
-  if (llm_cuda_device_count (&err) == 0
-      || !llm_cuda_device_open (0, NULL, &err)) {
-    g_print ("SKIP: %s\n", err ? err->message : "no CUDA device");
-    g_clear_error (&err);
-    exit (77);
-  }
-  if ((stream = llm_cuda_stream_new (&err)) == NULL) {
-    g_printerr ("cannot create a CUDA stream: %s\n", err->message);
-    exit (1);
-  }
-  /* CUDA does not survive fork() once initialised: run the tests in this
-   * process. */
-  g_setenv ("CK_FORK", "no", TRUE);
+  cuda_test_setup (1, NULL);         /* (the fill has its own seeds) */
   s = suite_create ("cuda-fill");
   tc = tcase_create ("fill");
   tcase_set_timeout (tc, 300);

@@ -76,47 +76,13 @@
 #include "llm-cpu-ops.h"
 #include "llm-cuda.h"
 #include "llm-dtype.h"
+#include "test-cuda-common.h"
 
 #define EPS 1e-5f
 #define MIN_REL_N 16            /* outputs for a relative L2 to mean much */
 #define FLIPS 8.0               /* Q8_0 roundings of x allowed to differ */
 
-static GRand *rng;
-static LlmCudaStream *stream;
 static guint n_threads;         /* of the CPU's llm_matvec */
-
-static gpointer
-dev_from (gconstpointer host, gsize bytes)
-{
-  GError *err = NULL;
-  gpointer p = llm_cuda_alloc (MAX (bytes, 4), &err);
-
-  fail_unless (p != NULL, "alloc: %s", err ? err->message : "");
-  if (host != NULL)
-    fail_unless (llm_cuda_copy (p, host, bytes, LLM_CUDA_HOST_TO_DEVICE,
-            NULL, &err), "upload: %s", err ? err->message : "");
-  return p;
-}
-
-static void
-upload (gpointer dev, gconstpointer host, gsize bytes)
-{
-  GError *err = NULL;
-
-  fail_unless (llm_cuda_copy (dev, host, bytes, LLM_CUDA_HOST_TO_DEVICE,
-          NULL, &err), "upload: %s", err ? err->message : "");
-}
-
-static void
-to_host (gpointer host, gconstpointer dev, gsize bytes)
-{
-  GError *err = NULL;
-
-  fail_unless (llm_cuda_stream_sync (stream, &err), "kernel: %s",
-      err ? err->message : "");
-  fail_unless (llm_cuda_copy (host, dev, bytes, LLM_CUDA_DEVICE_TO_HOST,
-          NULL, &err), "download: %s", err ? err->message : "");
-}
 
 /* Device floats that are NaN until a kernel writes them. */
 static float *
@@ -130,45 +96,11 @@ dev_nan (gsize n)
   return p;
 }
 
-static float *
-random_floats (gsize n, float scale)
-{
-  float *x = g_new (float, MAX (n, 1));
-
-  for (gsize i = 0; i < n; i++)
-    x[i] = (float) g_rand_double_range (rng, -scale, scale);
-  return x;
-}
-
-static double
-rel_l2 (const float *got, const float *want, gsize n)
-{
-  double num = 0, den = 0;
-
-  for (gsize i = 0; i < n; i++) {
-    fail_unless (isfinite (got[i]), "element %" G_GSIZE_FORMAT " is %g", i,
-        got[i]);
-    num += ((double) got[i] - want[i]) * ((double) got[i] - want[i]);
-    den += (double) want[i] * want[i];
-  }
-  return den > 0 ? sqrt (num / den) : sqrt (num);
-}
-
-static void
-check_rel (const float *got, const float *want, gsize n, double bound,
-    double *worst, const gchar * what)
-{
-  double e = rel_l2 (got, want, n);
-
-  fail_unless (e <= bound, "%s: relative L2 %.3g above %.3g", what, e, bound);
-  *worst = MAX (*worst, e);
-}
-
 /* sqrt (sum (got - want)^2) <= sqrt (bound^2 sum mag^2 + extra2), @extra2
  * the flips' allowance (0 for the plain types); *@worst gets the error
  * of the magnitude. */
 static void
-check_mag (const float *got, const float *want, const double *mag, gsize n,
+check_mag_flips (const float *got, const float *want, const double *mag, gsize n,
     double bound, double extra2, double *worst, const gchar * what)
 {
   double num = 0, den = 0, e;
@@ -220,68 +152,6 @@ encode_vector (LlmTensor * t, LlmDType dtype, const float *f, guint n)
   t->data = b;
   t->nbytes = (gsize) n * esz;
   return b;
-}
-
-/* A weight matrix: its GGUF bytes (as a tensor for core/) and the packed
- * copy on the device, made as test-cuda-matvec.c makes them (random F32
- * in [-1, 1) quantized with llm_quantize_row, uploaded, packed). */
-typedef struct
-{
-  LlmDType dtype;
-  guint rows, cols;
-  guint8 *gguf;
-  LlmTensor t;
-  gpointer packed;              /* device */
-} Matrix;
-
-static void
-matrix_make (Matrix * m, LlmDType dtype, guint rows, guint cols)
-{
-  GError *err = NULL;
-  guint64 rb = 0;
-  gsize bytes, pbytes;
-  float *src = g_new (float, cols);
-  gpointer dsrc;
-
-  fail_unless (llm_dtype_bytes_for (dtype, cols, &rb));
-  bytes = rb * rows;
-  m->dtype = dtype;
-  m->rows = rows;
-  m->cols = cols;
-  m->gguf = g_malloc (MAX (bytes, 1));
-  for (guint r = 0; r < rows; r++) {
-    /* one draw a weight: the large matrices are 100 M of them */
-    for (guint c = 0; c < cols; c++)
-      src[c] = (float) (gint32) g_rand_int (rng) * (1.0f / 2147483648.0f);
-    llm_quantize_row (dtype, src, m->gguf + r * rb, cols);
-  }
-  g_free (src);
-  memset (&m->t, 0, sizeof (m->t));
-  m->t.name = (gchar *) "w";
-  m->t.dtype = dtype;
-  m->t.n_dims = 2;
-  m->t.ne[0] = cols;
-  m->t.ne[1] = rows;
-  m->t.ne[2] = m->t.ne[3] = 1;
-  m->t.data = m->gguf;
-  m->t.nbytes = bytes;
-
-  pbytes = llm_cuda_matrix_bytes (dtype, rows, cols);
-  fail_unless (pbytes > 0);
-  dsrc = dev_from (m->gguf, bytes);
-  m->packed = dev_from (NULL, pbytes);
-  fail_unless (llm_cuda_matrix_pack (m->packed, dsrc, dtype, rows, cols,
-          stream, &err), "pack: %s", err ? err->message : "");
-  fail_unless (llm_cuda_stream_sync (stream, &err), "pack: %s",
-      err ? err->message : "");
-  llm_cuda_free (dsrc);
-}
-
-static void
-matrix_clear (Matrix * m)
-{
-  llm_cuda_free (m->packed);
-  g_free (m->gguf);
 }
 
 /* The CPU's W xe, xe the vector the kernel multiplies with: x itself, or
@@ -429,11 +299,11 @@ GST_START_TEST (test_matvec_rmsnorm)
         to_host (unf, dref, rows * sizeof (float));
 
         /* against the unfused GPU kernels */
-        check_mag (got, unf, ref.mag, rows, 1e-5, ref.flip2, &w_gpu, what);
+        check_mag_flips (got, unf, ref.mag, rows, 1e-5, ref.flip2, &w_gpu, what);
         if (rows >= MIN_REL_N)
           check_rel (got, unf, rows, blk ? 1e-2 : 1e-5, &w_gpu_rel, what);
         /* against the CPU */
-        check_mag (got, ref.want, ref.mag, rows, 1e-5, ref.flip2, &w_cpu,
+        check_mag_flips (got, ref.want, ref.mag, rows, 1e-5, ref.flip2, &w_cpu,
             what);
         if (blk && rows >= 256) {
           g_autofree float *want_x = g_new (float, rows);
@@ -564,8 +434,8 @@ GST_START_TEST (test_matvec_rmsnorm_swiglu)
         to_host (got, dout, ffn * sizeof (float));
         to_host (unf, dref, ffn * sizeof (float));
 
-        check_mag (got, unf, mag, ffn, 1e-5, 0, &w_gpu, what);
-        check_mag (got, want, mag, ffn, 1e-5, 0, &w_cpu, what);
+        check_mag_flips (got, unf, mag, ffn, 1e-5, 0, &w_gpu, what);
+        check_mag_flips (got, want, mag, ffn, 1e-5, 0, &w_cpu, what);
         if (ffn >= MIN_REL_N) {
           check_rel (got, unf, ffn, 1e-5, &w_gpu_rel, what);
           check_rel (got, want, ffn, 1e-5, &w_cpu_rel, what);
@@ -686,8 +556,8 @@ GST_START_TEST (test_matvec_swiglu_add)
       to_host (unf, dref, rows * sizeof (float));
 
       check_rel (got, unf, rows, 1e-2, &w_gpu_rel, what);
-      check_mag (got, unf, mag, rows, 1e-5, ref.flip2, &w_gpu, what);
-      check_mag (got, ref.want, mag, rows, 1e-5, ref.flip2, &w_cpu, what);
+      check_mag_flips (got, unf, mag, rows, 1e-5, ref.flip2, &w_gpu, what);
+      check_mag_flips (got, ref.want, mag, rows, 1e-5, ref.flip2, &w_cpu, what);
       if (rows >= 256) {
         g_autofree float *want_x = g_new (float, rows);
 
@@ -954,11 +824,15 @@ GST_START_TEST (test_rope_kv_store_at)
 GST_END_TEST;
 
 static Suite *
-fused_suite (void)
+cuda_fused_suite (void)
 {
-  Suite *s = suite_create ("cuda-fused");
-  TCase *tc = tcase_create ("general");
+  Suite *s;
+  TCase *tc;
 
+  cuda_test_setup (20261127, NULL);
+  n_threads = CLAMP (g_get_num_processors (), 1, 16);
+  s = suite_create ("cuda-fused");
+  tc = tcase_create ("general");
   tcase_set_timeout (tc, 300);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_matvec_rmsnorm);
@@ -971,28 +845,4 @@ fused_suite (void)
   return s;
 }
 
-int
-main (int argc, char **argv)
-{
-  GError *err = NULL;
-  int ret;
-
-  g_setenv ("CK_FORK", "no", TRUE);
-  if (llm_cuda_device_count (&err) == 0) {
-    g_print ("SKIP: no usable CUDA device: %s\n", err ? err->message : "");
-    g_clear_error (&err);
-    return 77;
-  }
-  if (!llm_cuda_device_open (0, NULL, &err) ||
-      (stream = llm_cuda_stream_new (&err)) == NULL) {
-    g_printerr ("%s\n", err->message);
-    return 1;
-  }
-  rng = g_rand_new_with_seed (20261127);
-  n_threads = CLAMP (g_get_num_processors (), 1, 16);
-  gst_check_init (&argc, &argv);
-  ret = gst_check_run_suite (fused_suite (), "cuda-fused", __FILE__);
-  llm_cuda_stream_free (stream);
-  g_rand_free (rng);
-  return ret;
-}
+GST_CHECK_MAIN (cuda_fused);

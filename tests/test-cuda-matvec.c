@@ -36,9 +36,8 @@
 #include "llm-cpu-ops.h"
 #include "llm-cuda.h"
 #include "llm-error.h"
+#include "test-cuda-common.h"
 
-static GRand *rng;
-static LlmCudaStream *stream;
 
 static const LlmDType dtypes[] = { LLM_DTYPE_F32, LLM_DTYPE_F16,
   LLM_DTYPE_BF16, LLM_DTYPE_Q8_0, LLM_DTYPE_Q4_0
@@ -55,100 +54,7 @@ static const struct
   {300, 4096}, {1, 7}, {33, 1001}, {1000, 5},
 };
 
-/* --- helpers (as in test-kernels-cuda.c) --- */
-
-static void
-fill_random (float *x, gsize n, float scale)
-{
-  for (gsize i = 0; i < n; i++)
-    x[i] = (float) g_rand_double_range (rng, -scale, scale);
-}
-
-static gpointer
-dev_alloc (gsize bytes)
-{
-  GError *err = NULL;
-  gpointer p = llm_cuda_alloc (MAX (bytes, 1), &err);
-
-  fail_unless (p != NULL, "llm_cuda_alloc: %s", err ? err->message : "?");
-  return p;
-}
-
-static void
-upload (gpointer dev, gconstpointer host, gsize bytes)
-{
-  GError *err = NULL;
-
-  fail_unless (llm_cuda_copy (dev, host, bytes, LLM_CUDA_HOST_TO_DEVICE,
-          NULL, &err), "upload: %s", err ? err->message : "?");
-}
-
-static gpointer
-dev_from (gconstpointer host, gsize bytes)
-{
-  gpointer p = dev_alloc (bytes);
-
-  upload (p, host, bytes);
-  return p;
-}
-
-static void
-to_host (gpointer host, gconstpointer dev, gsize bytes)
-{
-  GError *err = NULL;
-
-  fail_unless (llm_cuda_stream_sync (stream, &err), "kernel: %s",
-      err ? err->message : "?");
-  fail_unless (llm_cuda_copy (host, dev, bytes, LLM_CUDA_DEVICE_TO_HOST,
-          NULL, &err), "download: %s", err ? err->message : "?");
-}
-
-static double
-rel_l2 (const float *got, const float *want, gsize n)
-{
-  double num = 0.0, den = 0.0;
-
-  for (gsize i = 0; i < n; i++) {
-    double d = (double) got[i] - want[i];
-
-    fail_unless (isfinite (got[i]), "element %" G_GSIZE_FORMAT " is %g", i,
-        got[i]);
-    num += d * d;
-    den += (double) want[i] * want[i];
-  }
-  return den == 0.0 ? sqrt (num) : sqrt (num / den);
-}
-
-static void
-check_rel (const float *got, const float *want, gsize n, double bound,
-    double *worst, const gchar * what)
-{
-  double e = rel_l2 (got, want, n);
-
-  fail_unless (e <= bound, "%s: relative L2 error %.3g above %.3g", what, e,
-      bound);
-  *worst = MAX (*worst, e);
-}
-
-static void
-check_mag (const float *got, const float *want, const double *mag, gsize n,
-    double bound, double *worst, const gchar * what)
-{
-  double num = 0.0, den = 0.0, e;
-
-  for (gsize i = 0; i < n; i++) {
-    double d = (double) got[i] - want[i];
-
-    fail_unless (isfinite (got[i]), "%s: element %" G_GSIZE_FORMAT " is %g",
-        what, i, got[i]);
-    num += d * d;
-    den += mag[i] * mag[i];
-  }
-  e = den > 0.0 ? sqrt (num / den) : sqrt (num);
-  fail_unless (e <= bound, "%s: error %.3g of the magnitude, above %.3g",
-      what, e, bound);
-  *worst = MAX (*worst, e);
-}
+/* --- helpers (the shared ones: test-cuda-common.h) --- */
 
 static gboolean
 is_block (LlmDType t)
@@ -172,69 +78,6 @@ source_bound (LlmDType t)
     default:
       return 0.1;
   }
-}
-
-/* A matrix: random source values, its GGUF bytes (as a tensor for core/)
- * and the packed copy on the device. */
-typedef struct {
-  LlmDType dtype;
-  guint rows, cols;
-  float *src;                   /* rows * cols F32 values it was made from */
-  guint8 *gguf;
-  LlmTensor t;
-  gpointer packed;              /* device */
-} Matrix;
-
-static void
-matrix_make (Matrix * m, LlmDType dtype, guint rows, guint cols)
-{
-  GError *err = NULL;
-  guint64 rb = 0;
-  gsize bytes, pbytes;
-  gpointer dsrc;
-
-  fail_unless (llm_dtype_bytes_for (dtype, cols, &rb));
-  bytes = rb * rows;
-  m->dtype = dtype;
-  m->rows = rows;
-  m->cols = cols;
-  m->src = g_new (float, (gsize) rows * cols);
-  m->gguf = g_malloc (MAX (bytes, 1));
-  fill_random (m->src, (gsize) rows * cols, 1.0f);
-  for (guint r = 0; r < rows; r++)
-    llm_quantize_row (dtype, m->src + (gsize) r * cols, m->gguf + r * rb,
-        cols);
-  memset (&m->t, 0, sizeof (m->t));
-  m->t.name = (gchar *) "w";
-  m->t.dtype = dtype;
-  m->t.n_dims = 2;
-  m->t.ne[0] = cols;
-  m->t.ne[1] = rows;
-  m->t.ne[2] = m->t.ne[3] = 1;
-  m->t.data = m->gguf;
-  m->t.nbytes = bytes;
-
-  pbytes = llm_cuda_matrix_bytes (dtype, rows, cols);
-  if (llm_cuda_matrix_layout_is_gguf (dtype))
-    fail_unless (pbytes == bytes);
-  else
-    fail_unless (pbytes == (gsize) rows * cols / 32 * 2
-        + (dtype == LLM_DTYPE_Q8_0 ? (gsize) rows * cols
-            : (gsize) rows * cols / 2));
-  dsrc = dev_from (m->gguf, bytes);
-  m->packed = dev_alloc (pbytes);
-  fail_unless (llm_cuda_matrix_pack (m->packed, dsrc, dtype, rows, cols,
-          stream, &err), "pack: %s", err ? err->message : "?");
-  fail_unless (llm_cuda_stream_sync (stream, &err));
-  llm_cuda_free (dsrc);
-}
-
-static void
-matrix_clear (Matrix * m)
-{
-  llm_cuda_free (m->packed);
-  g_free (m->src);
-  g_free (m->gguf);
 }
 
 /* What the kernel multiplies with: x itself, or its Q8_0 rounding for the
@@ -517,23 +360,10 @@ cuda_matvec_suite (void)
 {
   Suite *s;
   TCase *tc;
-  GError *err = NULL;
 
-  if (llm_cuda_device_count (&err) == 0
-      || !llm_cuda_device_open (0, NULL, &err)) {
-    g_print ("SKIP: %s\n", err ? err->message : "no CUDA device");
-    g_clear_error (&err);
-    exit (77);
-  }
+  cuda_test_setup (20261126, NULL);
   s = suite_create ("cuda-matvec");
   tc = tcase_create ("packed");
-  if ((stream = llm_cuda_stream_new (&err)) == NULL) {
-    g_printerr ("cannot create a CUDA stream: %s\n", err->message);
-    exit (1);
-  }
-  /* CUDA does not survive fork() once initialised */
-  g_setenv ("CK_FORK", "no", TRUE);
-  rng = g_rand_new_with_seed (20261126);
 
   tcase_set_timeout (tc, 300);
   suite_add_tcase (s, tc);

@@ -22,14 +22,13 @@
 
 #include "llm-cuda.h"
 #include "llm-sampler.h"
+#include "test-cuda-common.h"
 
 /* 0.999 quantile of chi-square with 11 degrees of freedom (as in
  * tests/test-sampler.c). */
 #define CHI2_999_DF11 31.264134
 #define ROUNDING 1e-6
 
-static GRand *rng;
-static LlmCudaStream *stream;
 
 typedef struct
 {
@@ -53,36 +52,6 @@ static const Setting settings[] = {
   {1e-3f, 20, 1.0f, 0.0f},
   {1.0f, 7, 1.0f, 1.0f},        /* min-p 1: the ties of the best */
 };
-
-static gpointer
-dev_alloc (gsize bytes)
-{
-  GError *err = NULL;
-  gpointer p = llm_cuda_alloc (bytes, &err);
-
-  fail_unless (p != NULL, "llm_cuda_alloc: %s", err ? err->message : "?");
-  return p;
-}
-
-static void
-upload (gpointer dev, gconstpointer host, gsize bytes)
-{
-  GError *err = NULL;
-
-  fail_unless (llm_cuda_copy (dev, host, bytes, LLM_CUDA_HOST_TO_DEVICE,
-          stream, &err), "upload: %s", err ? err->message : "?");
-}
-
-static void
-download (gpointer host, gconstpointer dev, gsize bytes)
-{
-  GError *err = NULL;
-
-  fail_unless (llm_cuda_stream_sync (stream, &err), "kernel: %s",
-      err ? err->message : "?");
-  fail_unless (llm_cuda_copy (host, dev, bytes, LLM_CUDA_DEVICE_TO_HOST,
-          NULL, &err), "download: %s", err ? err->message : "?");
-}
 
 /* Row kinds: 0 uniform, 1 wider, 2 with NaN / +-inf, 3 ties (steps of
  * 0.25 on a narrow range). */
@@ -281,7 +250,7 @@ GST_START_TEST (test_sample_vs_cpu)
           llm_cuda_sample (dids, dx, n, rows, st->temperature, st->top_k,
               st->top_p, st->min_p, st->temperature > 0 ? dcoins : NULL,
               dscratch, stream);
-          download (ids, dids, rows * sizeof (gint32));
+          to_host (ids, dids, rows * sizeof (gint32));
 
           for (guint r = 0; r < rows; r++) {
             const float *xr = x + (gsize) r * n;
@@ -347,7 +316,7 @@ GST_START_TEST (test_sample_chi_square)
   upload (dcoins, coins, rows * sizeof (double));
   llm_cuda_sample (dids, dx, n, rows, 1.0f, 0, 1.0f, 0.0f, dcoins, dscratch,
       stream);
-  download (ids, dids, rows * sizeof (gint32));
+  to_host (ids, dids, rows * sizeof (gint32));
   for (guint r = 0; r < rows; r++) {
     fail_unless (ids[r] >= 0 && (guint) ids[r] < n);
     counts[ids[r]]++;
@@ -384,26 +353,10 @@ cuda_sample_suite (void)
 {
   Suite *s;
   TCase *tc;
-  GError *err = NULL;
   LlmCudaDeviceInfo info;
 
-  if (llm_cuda_device_count (&err) == 0
-      || !llm_cuda_device_open (0, &info, &err)) {
-    g_print ("SKIP: no usable CUDA device: %s\n", err ? err->message : "?");
-    g_clear_error (&err);
-    exit (77);
-  }
+  cuda_test_setup (20240611, &info);
   g_print ("device: %s\n", info.name);
-  /* CUDA does not survive fork() once initialised: run the tests in this
-   * process. */
-  g_setenv ("CK_FORK", "no", TRUE);
-  rng = g_rand_new_with_seed (20240611);
-  /* No fail_unless here: outside a test it has no runner to report to. */
-  if ((stream = llm_cuda_stream_new (&err)) == NULL) {
-    g_printerr ("cannot create a CUDA stream: %s\n", err->message);
-    exit (1);
-  }
-
   s = suite_create ("cuda-sample");
   tc = tcase_create ("sample");
   tcase_set_timeout (tc, 300);

@@ -20,57 +20,8 @@
 #include "llm-cpu-ops.h"
 #include "llm-cuda.h"
 #include "llm-dtype.h"
+#include "test-cuda-common.h"
 
-static GRand *rng;
-static LlmCudaStream *stream;
-
-static gpointer
-dev_from (gconstpointer host, gsize bytes)
-{
-  GError *err = NULL;
-  gpointer p = llm_cuda_alloc (MAX (bytes, 4), &err);
-
-  fail_unless (p != NULL, "alloc: %s", err ? err->message : "");
-  if (host != NULL)
-    fail_unless (llm_cuda_copy (p, host, bytes, LLM_CUDA_HOST_TO_DEVICE,
-            NULL, &err), "upload: %s", err ? err->message : "");
-  return p;
-}
-
-static void
-to_host (gpointer host, gconstpointer dev, gsize bytes)
-{
-  GError *err = NULL;
-
-  fail_unless (llm_cuda_stream_sync (stream, &err), "kernel: %s",
-      err ? err->message : "");
-  fail_unless (llm_cuda_copy (host, dev, bytes, LLM_CUDA_DEVICE_TO_HOST,
-          NULL, &err), "download: %s", err ? err->message : "");
-}
-
-static float *
-random_floats (gsize n, float scale)
-{
-  float *x = g_new (float, MAX (n, 1));
-
-  for (gsize i = 0; i < n; i++)
-    x[i] = (float) g_rand_double_range (rng, -scale, scale);
-  return x;
-}
-
-static double
-rel_l2 (const float *got, const float *want, gsize n)
-{
-  double num = 0, den = 0;
-
-  for (gsize i = 0; i < n; i++) {
-    fail_unless (isfinite (got[i]), "element %" G_GSIZE_FORMAT " is %g", i,
-        got[i]);
-    num += ((double) got[i] - want[i]) * ((double) got[i] - want[i]);
-    den += (double) want[i] * want[i];
-  }
-  return den > 0 ? sqrt (num / den) : sqrt (num);
-}
 
 GST_START_TEST (test_vector_add)
 {
@@ -274,11 +225,14 @@ GST_START_TEST (test_graph_replay)
 GST_END_TEST;
 
 static Suite *
-step_suite (void)
+cuda_step_kernels_suite (void)
 {
-  Suite *s = suite_create ("cuda-step-kernels");
-  TCase *tc = tcase_create ("general");
+  Suite *s;
+  TCase *tc;
 
+  cuda_test_setup (20261125, NULL);
+  s = suite_create ("cuda-step-kernels");
+  tc = tcase_create ("general");
   tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_vector_add);
@@ -289,27 +243,4 @@ step_suite (void)
   return s;
 }
 
-int
-main (int argc, char **argv)
-{
-  GError *err = NULL;
-  int ret;
-
-  g_setenv ("CK_FORK", "no", TRUE);
-  if (llm_cuda_device_count (&err) == 0) {
-    g_print ("SKIP: no usable CUDA device: %s\n", err ? err->message : "");
-    g_clear_error (&err);
-    return 77;
-  }
-  if (!llm_cuda_device_open (0, NULL, &err) ||
-      (stream = llm_cuda_stream_new (&err)) == NULL) {
-    g_printerr ("%s\n", err->message);
-    return 1;
-  }
-  rng = g_rand_new_with_seed (20261125);
-  gst_check_init (&argc, &argv);
-  ret = gst_check_run_suite (step_suite (), "cuda-step-kernels", __FILE__);
-  llm_cuda_stream_free (stream);
-  g_rand_free (rng);
-  return ret;
-}
+GST_CHECK_MAIN (cuda_step_kernels);

@@ -42,104 +42,11 @@
 #include "llm-cpu-ops.h"
 #include "llm-cuda.h"
 #include "llm-error.h"
+#include "test-cuda-common.h"
 
-static GRand *rng;
-static LlmCudaStream *stream;
 static LlmCudaDeviceInfo device;
 
-/* --- helpers --- */
-
-static void
-fill_random (float *x, gsize n, float scale)
-{
-  for (gsize i = 0; i < n; i++)
-    x[i] = (float) g_rand_double_range (rng, -scale, scale);
-}
-
-static gpointer
-dev_alloc (gsize bytes)
-{
-  GError *err = NULL;
-  gpointer p = llm_cuda_alloc (bytes, &err);
-
-  fail_unless (p != NULL, "llm_cuda_alloc: %s", err ? err->message : "?");
-  return p;
-}
-
-static gpointer
-dev_from (gconstpointer host, gsize bytes)
-{
-  GError *err = NULL;
-  gpointer p = dev_alloc (bytes);
-
-  fail_unless (llm_cuda_copy (p, host, bytes, LLM_CUDA_HOST_TO_DEVICE, NULL,
-          &err), "upload: %s", err ? err->message : "?");
-  return p;
-}
-
-/* Waits for the stream, then copies @bytes back. */
-static void
-to_host (gpointer host, gconstpointer dev, gsize bytes)
-{
-  GError *err = NULL;
-
-  fail_unless (llm_cuda_stream_sync (stream, &err), "kernel: %s",
-      err ? err->message : "?");
-  fail_unless (llm_cuda_copy (host, dev, bytes, LLM_CUDA_DEVICE_TO_HOST,
-          NULL, &err), "download: %s", err ? err->message : "?");
-}
-
-/* |got - want| / |want| in double; fails on a non-finite element. */
-static double
-rel_l2 (const float *got, const float *want, gsize n)
-{
-  double num = 0.0, den = 0.0;
-
-  for (gsize i = 0; i < n; i++) {
-    double d = (double) got[i] - want[i];
-
-    fail_unless (isfinite (got[i]), "element %" G_GSIZE_FORMAT " is %g", i,
-        got[i]);
-    num += d * d;
-    den += (double) want[i] * want[i];
-  }
-  if (den == 0.0)
-    return sqrt (num);
-  return sqrt (num / den);
-}
-
-static void
-check_rel (const float *got, const float *want, gsize n, double bound,
-    double *worst, const gchar * what)
-{
-  double e = rel_l2 (got, want, n);
-
-  fail_unless (e <= bound, "%s: relative L2 error %.3g above %.3g", what, e,
-      bound);
-  *worst = MAX (*worst, e);
-}
-
-/* |got - want| / |mag|, @mag the magnitude of the terms summed into each
- * element (see the top of the file). */
-static void
-check_mag (const float *got, const float *want, const double *mag, gsize n,
-    double bound, double *worst, const gchar * what)
-{
-  double num = 0.0, den = 0.0, e;
-
-  for (gsize i = 0; i < n; i++) {
-    double d = (double) got[i] - want[i];
-
-    fail_unless (isfinite (got[i]), "%s: element %" G_GSIZE_FORMAT " is %g",
-        what, i, got[i]);
-    num += d * d;
-    den += mag[i] * mag[i];
-  }
-  e = den > 0.0 ? sqrt (num / den) : sqrt (num);
-  fail_unless (e <= bound, "%s: error %.3g of the magnitude, above %.3g",
-      what, e, bound);
-  *worst = MAX (*worst, e);
-}
+/* --- helpers (the shared ones: test-cuda-common.h) --- */
 
 static LlmTensor
 tensor_2d (LlmDType dtype, const guint8 * data, guint rows, guint cols)
@@ -859,26 +766,10 @@ kernels_cuda_suite (void)
 {
   Suite *s;
   TCase *tc;
-  GError *err = NULL;
 
-  /* No GPU (CI, the development machine): say why and skip, before
-   * allocating anything (LeakSanitizer checks this exit too). */
-  if (llm_cuda_device_count (&err) == 0
-      || !llm_cuda_device_open (0, &device, &err)) {
-    g_print ("SKIP: %s\n", err ? err->message : "no CUDA device");
-    g_clear_error (&err);
-    exit (77);
-  }
+  cuda_test_setup (20261125, &device);
   s = suite_create ("kernels-cuda");
   tc = tcase_create ("kernels");
-  if ((stream = llm_cuda_stream_new (&err)) == NULL) {
-    g_printerr ("cannot create a CUDA stream: %s\n", err->message);
-    exit (1);
-  }
-  /* CUDA does not survive fork() once initialised: run the tests in this
-   * process. */
-  g_setenv ("CK_FORK", "no", TRUE);
-  rng = g_rand_new_with_seed (20261125);
 
   tcase_set_timeout (tc, 300);
   suite_add_tcase (s, tc);
