@@ -9,6 +9,12 @@
  * prefetched into L2 before the wait for the kernel that wrote x
  * (llm-cuda-pdl.cuh).
  *
+ * For the decode step's fusions (llm-cuda.h), one vector: PRO_RMSNORM
+ * multiplies x by the norm's weights as it is read and sums its squares
+ * in the same pass, the rmsnorm's scale applied to the finished dot
+ * product; PRO_GATED has each warp take gate row r and up row r + rows/2
+ * and write silu(g) * u.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "matvec-half.cuh"
 #include "matvec-packed.cuh"
@@ -260,17 +266,22 @@ launch_nx (float *out, const void *w, const float *x, unsigned int rows,
         add, MatvecPro ());
 }
 
-/* One vector through PRO (PRO_RMSNORM, PRO_GATED or both). */
+/* One vector through PRO (PRO_RMSNORM, PRO_GATED or both); FALSE,
+ * nothing launched, for a norm that is not 16-byte aligned where the
+ * weights and x are (the unfused kernels then keep their 16-byte loads,
+ * rather than this kernel falling back to loads of one element). */
 template <LlmDType T, int PRO>
-static void
+static bool
 launch_pro (float *out, const void *w, const float *x, unsigned int rows,
     unsigned int cols, bool add, const MatvecPro & p, cudaStream_t s)
 {
   size_t esize = T == LLM_DTYPE_F32 ? 4 : 2;
   unsigned int out_rows = (PRO & PRO_GATED) ? rows / 2 : rows;
+  bool vec = cols * esize % 16 == 0 && aligned16 (w) && aligned16 (x);
 
-  if (cols * esize % 16 == 0 && aligned16 (w) && aligned16 (x) &&
-      (!(PRO & PRO_RMSNORM) || aligned16 (p.norm)))
+  if (vec && (PRO & PRO_RMSNORM) && !aligned16 (p.norm))
+    return false;
+  if (vec)
     pdl_launch (matvec_plain_packed_kernel<T, 1, true, PRO>,
         matvec_blocks (out_rows), MATVEC_THREADS, 0, s, out, w, x, rows,
         cols, add, p);
@@ -278,6 +289,7 @@ launch_pro (float *out, const void *w, const float *x, unsigned int rows,
     pdl_launch (matvec_plain_packed_kernel<T, 1, false, PRO>,
         matvec_blocks (out_rows), MATVEC_THREADS, 0, s, out, w, x, rows,
         cols, add, p);
+  return true;
 }
 
 template <LlmDType T>
@@ -286,14 +298,13 @@ launch_pro_t (float *out, const void *w, const float *x, unsigned int rows,
     unsigned int cols, bool add, int pro, const MatvecPro & p, cudaStream_t s)
 {
   if (pro == PRO_RMSNORM)
-    launch_pro<T, PRO_RMSNORM> (out, w, x, rows, cols, add, p, s);
-  else if (pro == (PRO_RMSNORM | PRO_GATED))
-    launch_pro<T, PRO_RMSNORM | PRO_GATED> (out, w, x, rows, cols, add, p, s);
-  else if (pro == PRO_GATED)
-    launch_pro<T, PRO_GATED> (out, w, x, rows, cols, add, p, s);
-  else
-    return false;
-  return true;
+    return launch_pro<T, PRO_RMSNORM> (out, w, x, rows, cols, add, p, s);
+  if (pro == (PRO_RMSNORM | PRO_GATED))
+    return launch_pro<T, PRO_RMSNORM | PRO_GATED> (out, w, x, rows, cols,
+        add, p, s);
+  if (pro == PRO_GATED)
+    return launch_pro<T, PRO_GATED> (out, w, x, rows, cols, add, p, s);
+  return false;
 }
 
 template <LlmDType T>
