@@ -111,20 +111,30 @@ check_rel (const float *got, const float *want, gsize n, double bound,
   *worst = MAX (*worst, e);
 }
 
-void
-check_mag (const float *got, const float *want, const double *mag, gsize n,
-    double bound, double *worst, const gchar * what)
+double
+mag_sums (const float *got, const float *want, const double *mag, gsize n,
+    const gchar * what, double *den)
 {
-  double num = 0.0, den = 0.0, e;
+  double num = 0.0;
 
+  *den = 0.0;
   for (gsize i = 0; i < n; i++) {
     double d = (double) got[i] - want[i];
 
     fail_unless (isfinite (got[i]), "%s: element %" G_GSIZE_FORMAT " is %g",
         what, i, got[i]);
     num += d * d;
-    den += mag[i] * mag[i];
+    *den += mag[i] * mag[i];
   }
+  return num;
+}
+
+void
+check_mag (const float *got, const float *want, const double *mag, gsize n,
+    double bound, double *worst, const gchar * what)
+{
+  double den, num = mag_sums (got, want, mag, n, what, &den), e;
+
   e = den > 0.0 ? sqrt (num / den) : sqrt (num);
   fail_unless (e <= bound, "%s: error %.3g of the magnitude, above %.3g",
       what, e, bound);

@@ -49,6 +49,10 @@ void check_rel (const float *got, const float *want, gsize n, double bound,
  * element; *@worst = max (*@worst, it). */
 void check_mag (const float *got, const float *want, const double *mag,
     gsize n, double bound, double *worst, const gchar * what);
+/* check_mag's sums: returns sum (got - want)^2, *@den = sum mag^2; fails
+ * on a non-finite element of @got. */
+double mag_sums (const float *got, const float *want, const double *mag,
+    gsize n, const gchar * what, double *den);
 
 /* A random weight matrix: its source values (uniform in [-1, 1)), their
  * GGUF bytes (llm_quantize_row; as a tensor for core/) and the packed copy

@@ -345,13 +345,12 @@ glue_bound (const gchar * name)
 
 typedef struct
 {
-  GArray *tokens;               /* gint32, leaving llmsampler */
-  GString *text;
-  gchar *error;
+  LlmRunResult *res;            /* tokens, text, error */
   GPtrArray *offered;           /* GstContext of have-context (cuda) */
   guint need_cuda;              /* need-context of type gst.cuda.context */
   void *stream_ctx;             /* llm_cuda_current_context (), first token */
   guint stream_ctx_changes;     /* tokens on which it was another */
+  guint buffers;                /* of token ids seen */
 } CudaRun;
 
 static GstBusSyncReply
@@ -384,33 +383,12 @@ on_tokens (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 {
   CudaRun *r = user_data;
   void *ctx = llm_cuda_current_context ();
-  GstMapInfo map;
 
-  if (r->tokens->len == 0 && r->stream_ctx == NULL)
+  if (r->buffers++ == 0)
     r->stream_ctx = ctx;
   else if (ctx != r->stream_ctx)
     r->stream_ctx_changes++;
-  gst_buffer_map (GST_PAD_PROBE_INFO_BUFFER (info), &map, GST_MAP_READ);
-  g_array_append_vals (r->tokens, map.data, map.size / sizeof (gint32));
-  gst_buffer_unmap (GST_PAD_PROBE_INFO_BUFFER (info), &map);
   return GST_PAD_PROBE_OK;
-}
-
-static GstFlowReturn
-on_sample (GstElement * sink, gpointer user_data)
-{
-  CudaRun *r = user_data;
-  GstSample *sample = NULL;
-  GstMapInfo map;
-
-  g_signal_emit_by_name (sink, "pull-sample", &sample);
-  if (sample == NULL)
-    return GST_FLOW_ERROR;
-  gst_buffer_map (gst_sample_get_buffer (sample), &map, GST_MAP_READ);
-  g_string_append_len (r->text, (const gchar *) map.data, map.size);
-  gst_buffer_unmap (gst_sample_get_buffer (sample), &map);
-  gst_sample_unref (sample);
-  return GST_FLOW_OK;
 }
 
 /* The pipeline of the header on @prompt, with @app (may be NULL) set on
@@ -423,90 +401,38 @@ run_cuda_pipeline (GstCudaContext * app, const gchar * prompt)
       "llmdecoder name=dec max-tokens=120 ! llmsampler name=sam "
       "temperature=0 ! llmdetokenizer ! appsink name=sink", model_dir);
   CudaRun *r = g_new0 (CudaRun, 1);
-  GError *err = NULL;
-  GstElement *pipeline = gst_parse_launch (desc, &err);
-  GstElement *src, *sink, *sam;
-  GstBus *bus;
-  GstMessage *msg;
-  GstPad *pad;
-  GstFlowReturn fr;
-  GstBuffer *buf;
+  LlmRunHooks hooks = { NULL, watch_contexts, on_tokens, r };
 
-  fail_unless (pipeline != NULL, "%s: %s", desc, err ? err->message : "");
-  r->tokens = g_array_new (FALSE, FALSE, sizeof (gint32));
-  r->text = g_string_new (NULL);
   r->offered = g_ptr_array_new_with_free_func ((GDestroyNotify)
       gst_context_unref);
-  if (app != NULL) {
-    GstContext *context = gst_context_new_cuda_context (app);
-
-    gst_element_set_context (pipeline, context);
-    gst_context_unref (context);
-  }
-  bus = gst_element_get_bus (pipeline);
-  gst_bus_set_sync_handler (bus, watch_contexts, r, NULL);
-  sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
-  g_object_set (sink, "emit-signals", TRUE, "sync", FALSE, NULL);
-  g_signal_connect (sink, "new-sample", G_CALLBACK (on_sample), r);
-  sam = gst_bin_get_by_name (GST_BIN (pipeline), "sam");
-  pad = gst_element_get_static_pad (sam, "src");
-  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_tokens, r, NULL);
-  gst_object_unref (pad);
-  gst_object_unref (sam);
-
-  gst_element_set_state (pipeline, GST_STATE_PLAYING);
-  src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
-  /* the empty prompt is no buffer at all: EOS alone (the encoder then
-   * starts from BOS), as in test-pipeline.c */
-  if (prompt[0] != '\0') {
-    buf = gst_buffer_new_memdup (prompt, strlen (prompt));
-    g_signal_emit_by_name (src, "push-buffer", buf, &fr);
-    gst_buffer_unref (buf);
-  }
-  g_signal_emit_by_name (src, "end-of-stream", &fr);
-  gst_object_unref (src);
-
-  msg = gst_bus_timed_pop_filtered (bus, 120 * GST_SECOND,
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-  if (msg == NULL) {
-    r->error = g_strdup ("timeout: no EOS or error within 120 s");
-  } else if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
-    gchar *dbg = NULL;
-
-    gst_message_parse_error (msg, &err, &dbg);
-    r->error = g_strdup_printf ("%s (%s)", err->message, dbg ? dbg : "");
-    g_clear_error (&err);
-    g_free (dbg);
-  }
-  gst_clear_message (&msg);
-  gst_element_set_state (pipeline, GST_STATE_NULL);
-  gst_bus_set_sync_handler (bus, NULL, NULL, NULL);
-  gst_object_unref (bus);
-  gst_object_unref (sink);
-  gst_object_unref (pipeline);
+  if (app != NULL)
+    hooks.context = gst_context_new_cuda_context (app);
+  r->res = llm_run_pipeline_full (desc, prompt, &hooks);
+  if (hooks.context != NULL)
+    gst_context_unref (hooks.context);
   return r;
+}
+
+/* Case @i: llmencoder "enc" and llmdecoder "dec" bound our kernels as
+ * @want_enc and @want_dec say ("how %p", glue_bound). */
+static void
+check_bound (guint i, const gchar * want_enc, const gchar * want_dec)
+{
+  g_autofree gchar *enc = glue_bound ("enc");
+  g_autofree gchar *dec = glue_bound ("dec");
+
+  fail_unless (g_strcmp0 (enc, want_enc) == 0, "case %u: llmencoder: %s, "
+      "expected %s", i, enc, want_enc);
+  fail_unless (g_strcmp0 (dec, want_dec) == 0, "case %u: llmdecoder: %s, "
+      "expected %s", i, dec, want_dec);
 }
 
 static void
 cuda_run_free (CudaRun * r)
 {
-  g_array_unref (r->tokens);
-  g_string_free (r->text, TRUE);
+  llm_run_result_free (r->res);
   g_ptr_array_unref (r->offered);
-  g_free (r->error);
   g_free (r);
-}
-
-/* @r's tokens and text are @c's reference. */
-static void
-check_reference (CudaRun * r, LlmGoldenCase * c, guint i)
-{
-  fail_unless (r->error == NULL, "case %u: %s", i, r->error);
-  fail_unless_equals_int (r->tokens->len, c->greedy_ids->len);
-  for (guint t = 0; t < r->tokens->len; t++)
-    fail_unless_equals_int (g_array_index (r->tokens, gint32, t),
-        g_array_index (c->greedy_ids, gint32, t));
-  fail_unless_equals_string (r->text->str, c->continuation);
 }
 
 static void
@@ -534,18 +460,12 @@ GST_START_TEST (test_pipeline_adopts_app_context)
     g_autofree gchar *want_enc = g_strdup_printf ("%s %p",
         i == 0 ? "adopted" : "in-use", handle);
     g_autofree gchar *want_dec = g_strdup_printf ("in-use %p", handle);
-    g_autofree gchar *enc = NULL, *dec = NULL;
     CudaRun *r;
 
     glue_log_reset ();
     r = run_cuda_pipeline (app, c->prompt);
-    check_reference (r, c, i);
-    enc = glue_bound ("enc");
-    dec = glue_bound ("dec");
-    fail_unless (g_strcmp0 (enc, want_enc) == 0, "case %u: llmencoder: %s, "
-        "expected %s", i, enc, want_enc);
-    fail_unless (g_strcmp0 (dec, want_dec) == 0, "case %u: llmdecoder: %s, "
-        "expected %s", i, dec, want_dec);
+    llm_check_golden (r->res, c, i);
+    check_bound (i, want_enc, want_dec);
     fail_unless (r->stream_ctx == handle, "case %u: the decoder's thread ran "
         "in %p, the app's context is %p", i, r->stream_ctx, handle);
     fail_unless_equals_int (r->stream_ctx_changes, 0);
@@ -572,14 +492,13 @@ GST_START_TEST (test_pipeline_offers_primary)
     LlmGoldenCase *c = g_ptr_array_index (cases, i);
     GstCudaContext *offered = NULL;
     CUcontext popped = NULL;
-    g_autofree gchar *enc = NULL, *dec = NULL;
     g_autofree gchar *want_enc = g_strdup_printf ("primary %p", primary);
     g_autofree gchar *want_dec = g_strdup_printf ("in-use %p", primary);
     CudaRun *r;
 
     glue_log_reset ();
     r = run_cuda_pipeline (NULL, c->prompt);
-    check_reference (r, c, i);
+    llm_check_golden (r->res, c, i);
     fail_unless_equals_int (r->offered->len, 1);
     fail_unless (gst_structure_get (gst_context_get_structure
             (g_ptr_array_index (r->offered, 0)), GST_CUDA_CONTEXT_TYPE,
@@ -596,12 +515,7 @@ GST_START_TEST (test_pipeline_offers_primary)
     fail_unless_equals_int (r->need_cuda, 1);
     /* the encoder bound the primary context, the decoder the same object
      * (in use already) */
-    enc = glue_bound ("enc");
-    dec = glue_bound ("dec");
-    fail_unless (g_strcmp0 (enc, want_enc) == 0, "case %u: llmencoder: %s, "
-        "expected %s", i, enc, want_enc);
-    fail_unless (g_strcmp0 (dec, want_dec) == 0, "case %u: llmdecoder: %s, "
-        "expected %s", i, dec, want_dec);
+    check_bound (i, want_enc, want_dec);
     /* usable by GStreamer's CUDA code after the pipeline stopped */
     fail_unless (gst_cuda_context_push (offered));
     fail_unless (gst_cuda_context_pop (&popped));

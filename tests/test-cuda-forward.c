@@ -90,12 +90,7 @@ check_golden (const gchar * q)
     g_autofree gchar *desc = chain (q, "device=cuda");
     LlmRunResult *r = llm_run_pipeline (desc, c->prompt);
 
-    fail_unless (r->error == NULL, "case %u: %s", i, r->error);
-    fail_unless_equals_int (r->tokens->len, c->greedy_ids->len);
-    for (guint t = 0; t < r->tokens->len; t++)
-      fail_unless_equals_int (g_array_index (r->tokens, gint32, t),
-          g_array_index (c->greedy_ids, gint32, t));
-    fail_unless_equals_string (r->text->str, c->continuation);
+    llm_check_golden (r, c, i);
     llm_run_result_free (r);
   }
   g_ptr_array_unref (cases);

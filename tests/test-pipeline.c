@@ -2,6 +2,7 @@
 #include "test-pipeline.h"
 #include "test-common.h"
 
+#include <gst/check/gstcheck.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
 
@@ -51,12 +52,22 @@ on_dec_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 LlmRunResult *
 llm_run_pipeline (const gchar * desc, const gchar * prompt)
 {
+  return llm_run_pipeline_full (desc, prompt, NULL);
+}
+
+LlmRunResult *
+llm_run_pipeline_full (const gchar * desc, const gchar * prompt,
+    const LlmRunHooks * hooks)
+{
+  static const LlmRunHooks none;
   LlmRunResult *r = g_new0 (LlmRunResult, 1);
   GError *err = NULL;
   GstElement *pipeline, *src, *sink, *sam, *dec;
   GstBus *bus;
   GstMessage *msg;
 
+  if (hooks == NULL)
+    hooks = &none;
   r->text = g_string_new (NULL);
   r->tokens = g_array_new (FALSE, FALSE, sizeof (gint32));
   pipeline = gst_parse_launch (desc, &err);
@@ -65,6 +76,12 @@ llm_run_pipeline (const gchar * desc, const gchar * prompt)
     g_error_free (err);
     return r;
   }
+  if (hooks->context != NULL)
+    gst_element_set_context (pipeline, hooks->context);
+  bus = gst_element_get_bus (pipeline);
+  if (hooks->bus_handler != NULL)
+    gst_bus_set_sync_handler (bus, hooks->bus_handler, hooks->user_data,
+        NULL);
   sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
   g_object_set (sink, "emit-signals", TRUE, "sync", FALSE, NULL);
   g_signal_connect (sink, "new-sample", G_CALLBACK (on_sample), r);
@@ -72,6 +89,9 @@ llm_run_pipeline (const gchar * desc, const gchar * prompt)
   if (sam) {
     GstPad *pad = gst_element_get_static_pad (sam, "src");
     gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_tokens, r, NULL);
+    if (hooks->token_probe != NULL)
+      gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, hooks->token_probe,
+          hooks->user_data, NULL);
     gst_object_unref (pad);
     gst_object_unref (sam);
   }
@@ -101,7 +121,6 @@ llm_run_pipeline (const gchar * desc, const gchar * prompt)
     gst_object_unref (src);
   }
 
-  bus = gst_element_get_bus (pipeline);
   msg = gst_bus_timed_pop_filtered (bus, 120 * GST_SECOND,
       GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
   if (msg == NULL) {
@@ -116,10 +135,23 @@ llm_run_pipeline (const gchar * desc, const gchar * prompt)
   if (msg)
     gst_message_unref (msg);
   gst_element_set_state (pipeline, GST_STATE_NULL);
+  if (hooks->bus_handler != NULL)
+    gst_bus_set_sync_handler (bus, NULL, NULL, NULL);
   gst_object_unref (bus);
   gst_object_unref (sink);
   gst_object_unref (pipeline);
   return r;
+}
+
+void
+llm_check_golden (const LlmRunResult * r, const LlmGoldenCase * c, guint i)
+{
+  fail_unless (r->error == NULL, "case %u: %s", i, r->error);
+  fail_unless_equals_int (r->tokens->len, c->greedy_ids->len);
+  for (guint t = 0; t < r->tokens->len; t++)
+    fail_unless_equals_int (g_array_index (r->tokens, gint32, t),
+        g_array_index (c->greedy_ids, gint32, t));
+  fail_unless_equals_string (r->text->str, c->continuation);
 }
 
 void

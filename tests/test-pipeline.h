@@ -21,6 +21,18 @@ typedef struct {
 LlmRunResult *llm_run_pipeline (const gchar * desc, const gchar * prompt);
 void llm_run_result_free (LlmRunResult * r);
 
+/* For tests that watch more than the result: what llm_run_pipeline_full
+ * adds to the pipeline before it plays (each may be NULL). */
+typedef struct {
+  GstContext *context;          /* set on the pipeline */
+  GstBusSyncHandler bus_handler;        /* on its bus, until it stops */
+  GstPadProbeCallback token_probe;      /* a buffer probe on "sam"'s src */
+  gpointer user_data;           /* of both */
+} LlmRunHooks;
+
+LlmRunResult *llm_run_pipeline_full (const gchar * desc,
+    const gchar * prompt, const LlmRunHooks * hooks);
+
 /* The reference cases of stories260K/reference/generate.json. */
 typedef struct {
   gchar *prompt;
@@ -29,3 +41,7 @@ typedef struct {
 } LlmGoldenCase;
 
 GPtrArray *llm_golden_cases (void);     /* of LlmGoldenCase*, free with unref */
+/* Fails (case @i) unless @r ended without error with @c's greedy ids and
+ * continuation. */
+void llm_check_golden (const LlmRunResult * r, const LlmGoldenCase * c,
+    guint i);
