@@ -13,9 +13,9 @@
  * dimension, ATT_V_UNROLL positions loaded at once). It writes its
  * unnormalised output, maximum and sum; when the context fits in one chunk
  * it writes the normalised output itself.
- * Pass 2 (attention_decode_merge): one block per query head rescales the
- * chunks to the common maximum and divides by the total sum (nothing to
- * do for a single chunk).
+ * Pass 2 (attention_decode_merge_many): one block per query head rescales
+ * the chunks to the common maximum and divides by the total sum (nothing
+ * to do for a single chunk).
  *
  * The number of chunks is chosen so that n_kv_heads x chunks is a few
  * blocks per multiprocessor: a single sequence then fills the GPU even with
@@ -26,7 +26,10 @@
  * each key and value read once with 16-byte loads, streamed through shared
  * memory by cp.async, FAST_STAGES - 1 steps ahead; chunks of at least
  * FAST_MIN_SPLIT positions, about FAST_BLOCKS_PER_SM blocks a
- * multiprocessor. Llama-3-8B shape on an H100 (32/8 heads x 128, F16, grid
+ * multiprocessor, and no second kernel: the last block of a KV head to
+ * finish merges its chunks (merge_in_last_block; the count of finished
+ * blocks lives at the start of the scratch, which must be zeroed once,
+ * and is set back to 0 by that block). Timings before that change: Llama-3-8B shape on an H100 (32/8 heads x 128, F16, grid
  * for 8192 positions, 32 layers replayed from a CUDA graph, both passes):
  * 5.4 us at 128 positions, 12.8 at 4096 (1.3 TB/s), 18.8 at 8192; the
  * previous kernel (2-byte loads, each query head re-reading its keys and
@@ -71,7 +74,6 @@
  * 37.3 us rather than 51.5, with ATT_V_UNROLL 16 rather than 8). */
 #define ATT_BLOCKS_PER_SM 8
 #define MERGE_THREADS 256
-#define MERGE_BATCH 16          /* partial outputs a thread loads at once */
 
 #ifndef FAST_THREADS
 #define FAST_THREADS 256
@@ -384,6 +386,188 @@ half8_to_float (const uint4 & r, float *f)
   }
 }
 
+/* The decode step's RoPE and cache append, done by attention_decode_f16
+ * where it is asked to (llm_cuda_attention_decode_rope_at): q and the new
+ * k, v are the unrotated q|k|v row at @kv_new - q_dim; theta 0: q already
+ * rotated and the cache already holding the new position. */
+typedef struct
+{
+  const float *kv_new;          /* k of the new token, then v */
+  unsigned int kv_dim;
+  float theta;
+  bool interleaved;
+} DecodeRope;
+
+/* cos and sin of pair @i's angle at @pos, as rope-angle.cuh computes
+ * them. */
+static __device__ __forceinline__ void
+rope_angle_cs (unsigned int i, unsigned int head_dim, unsigned int pos,
+    float theta, float *c, float *s)
+{
+  float inv_freq = 1.0f / (float) pow ((double) theta,
+      (double) ((float) (2 * i) / (float) head_dim));
+  float angle = inv_freq * (float) pos;
+  double sd, cd;
+
+  sincos ((double) angle, &sd, &cd);
+  *c = (float) cd;
+  *s = (float) sd;
+}
+
+/* Eight floats from 16-byte aligned @p. */
+static __device__ __forceinline__ void
+load8 (float *x, const float *p)
+{
+  float4 a = *(const float4 *) p, b = *(const float4 *) (p + 4);
+
+  x[0] = a.x;
+  x[1] = a.y;
+  x[2] = a.z;
+  x[3] = a.w;
+  x[4] = b.x;
+  x[5] = b.y;
+  x[6] = b.z;
+  x[7] = b.w;
+}
+
+/* Elements 8 dl .. 8 dl + 7 of query head @h (zeros unless @ok), rotated
+ * by @cs when rope.theta is set: pairs (2i, 2i + 1) inside the lane's
+ * eight, or (i, i + D / 2), whose other halves another lane holds and
+ * this one loads too. */
+template <unsigned int D>
+static __device__ __forceinline__ void
+load_query (float *x, const float *q, unsigned int h, unsigned int dl,
+    bool ok, const DecodeRope & rope, const float (*cs)[D / 2])
+{
+  const float *qh = q + (size_t) h * D;
+  unsigned int d0 = dl * 8;
+  float y[8];
+
+  if (!ok) {
+#pragma unroll
+    for (unsigned int j = 0; j < 8; j++)
+      x[j] = 0.0f;
+    return;
+  }
+  load8 (x, qh + d0);
+  if (rope.theta <= 0.0f)
+    return;
+  if (rope.interleaved) {
+#pragma unroll
+    for (unsigned int j = 0; j < 8; j += 2) {
+      unsigned int i = (d0 + j) / 2;
+      float x0 = x[j], x1 = x[j + 1];
+
+      x[j] = x0 * cs[0][i] - x1 * cs[1][i];
+      x[j + 1] = x0 * cs[1][i] + x1 * cs[0][i];
+    }
+    return;
+  }
+  {
+    unsigned int p0 = d0 < D / 2 ? d0 + D / 2 : d0 - D / 2;
+
+    load8 (y, qh + p0);
+  }
+#pragma unroll
+  for (unsigned int j = 0; j < 8; j++) {
+    unsigned int d = d0 + j, i = d % (D / 2);
+
+    /* pair (i, i + D/2): x0 = element i, x1 = element i + D/2 */
+    x[j] = d < D / 2 ? x[j] * cs[0][i] - y[j] * cs[1][i]
+        : y[j] * cs[1][i] + x[j] * cs[0][i];
+  }
+}
+
+/* Row @pos of KV head @kvh in the F16 caches: the new key, rotated, and
+ * the new value, as rope_kv_store.cu writes them. */
+template <unsigned int D>
+static __device__ __forceinline__ void
+store_new_kv (__half * k, __half * v, const DecodeRope & rope,
+    unsigned int kvh, unsigned int pos, size_t kv_stride,
+    const float (*cs)[D / 2])
+{
+  const float *kn = rope.kv_new + (size_t) kvh * D;
+  const float *vn = rope.kv_new + rope.kv_dim + (size_t) kvh * D;
+  size_t row = (size_t) pos * kv_stride + (size_t) kvh * D;
+
+  for (unsigned int i = threadIdx.x; i < D / 2; i += FAST_THREADS) {
+    unsigned int i0 = rope.interleaved ? 2 * i : i;
+    unsigned int i1 = rope.interleaved ? 2 * i + 1 : i + D / 2;
+    float x0 = kn[i0], x1 = kn[i1];
+
+    k[row + i0] = __float2half_rn (x0 * cs[0][i] - x1 * cs[1][i]);
+    k[row + i1] = __float2half_rn (x0 * cs[1][i] + x1 * cs[0][i]);
+  }
+  for (unsigned int i = threadIdx.x; i < D; i += FAST_THREADS)
+    v[row + i] = __float2half_rn (vn[i]);
+}
+
+/* The merge of the chunks of KV head @kvh, by whichever of its blocks
+ * finishes last (counted in @done[kvh], which it sets back to 0 for the
+ * next launch), so that no second kernel is launched: each block's
+ * partial output and its maximum (log2 units) and sum are in @part_o /
+ * @part_ml; the last one rescales them to the common maximum and divides
+ * by the total. Reads of the other blocks' partials go to L2 (__ldcg). */
+template <unsigned int D, unsigned int G>
+static __device__ void
+merge_in_last_block (float *__restrict__ out, const float *part_o,
+    const float *part_ml, unsigned int *done, unsigned int kvh,
+    unsigned int h0, unsigned int group, unsigned int n_splits,
+    unsigned int n_used)
+{
+  __shared__ bool last;
+  __shared__ float wt[G][ATT_MAX_SPLITS];       /* weight / total */
+  unsigned int warp = threadIdx.x / LLM_CUDA_WARP;
+  unsigned int lane = threadIdx.x % LLM_CUDA_WARP;
+
+  __threadfence ();             /* this block's partials before the count */
+  __syncthreads ();
+  if (threadIdx.x == 0) {
+    last = atomicAdd (done + kvh, 1u) == n_used - 1;
+    if (last)
+      done[kvh] = 0;
+  }
+  __syncthreads ();
+  if (!last)
+    return;
+  __threadfence ();
+
+  /* a warp a query head: the chunks' weights */
+  for (unsigned int h = warp; h < group; h += FAST_THREADS / LLM_CUDA_WARP) {
+    const float *ml = part_ml + (size_t) (h0 + h) * n_splits * 2;
+    float mx = -1e30f, total = 0.0f;
+
+    for (unsigned int s = lane; s < n_used; s += LLM_CUDA_WARP)
+      mx = fmaxf (mx, __ldcg (ml + 2 * s));
+    mx = warp_max (mx);
+    for (unsigned int s = lane; s < n_used; s += LLM_CUDA_WARP) {
+      float e = fast_exp2 (__ldcg (ml + 2 * s) - mx);
+
+      wt[h][s] = e;
+      total += e * __ldcg (ml + 2 * s + 1);
+    }
+    total = warp_sum (total);
+    __syncwarp ();
+    for (unsigned int s = lane; s < n_used; s += LLM_CUDA_WARP)
+      wt[h][s] /= total;
+  }
+  __syncthreads ();
+  for (unsigned int i = threadIdx.x; i < group * D; i += FAST_THREADS) {
+    unsigned int h = i / D, d = i % D;
+    const float *po = part_o + (size_t) (h0 + h) * n_splits * D + d;
+    float a0 = 0.0f, a1 = 0.0f;
+    unsigned int s = 0;
+
+    for (; s + 1 < n_used; s += 2) {
+      a0 += wt[h][s] * __ldcg (po + (size_t) s * D);
+      a1 += wt[h][s + 1] * __ldcg (po + (size_t) (s + 1) * D);
+    }
+    if (s < n_used)
+      a0 += wt[h][s] * __ldcg (po + (size_t) s * D);
+    out[(size_t) (h0 + h) * D + d] = a0 + a1;
+  }
+}
+
 /* Grid (n_kv_heads, n_splits), FAST_THREADS threads: the heads of a chunk
  * are consecutive blocks, so that at short contexts the few working blocks
  * land on different multiprocessors. Each lane owns 8
@@ -400,11 +584,12 @@ template <unsigned int D, unsigned int G>
 static __global__ void __launch_bounds__ (FAST_THREADS,
     FAST_THREADS >= 512 || G > 4 ? 1 : 2)
 attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
-    float *__restrict__ part_ml, const float *__restrict__ q,
-    const void *__restrict__ k, const void *__restrict__ v,
+    float *__restrict__ part_ml, unsigned int *__restrict__ done,
+    const float *__restrict__ q,
+    void *__restrict__ k, void *__restrict__ v,
     const gint32 * __restrict__ n_pos_dev, unsigned int n_pos,
     unsigned int max_pos, unsigned int group, size_t kv_stride, float scale,
-    unsigned int window)
+    unsigned int window, DecodeRope rope)
 {
   constexpr unsigned int LPR = D / 8;           /* lanes a row */
   constexpr unsigned int RPW = LLM_CUDA_WARP / LPR;     /* rows a warp load */
@@ -424,39 +609,54 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
   const char *kb = (const char *) k + ((size_t) kvh * D + dl * 8) * 2;
   const char *vb = (const char *) v + ((size_t) kvh * D + dl * 8) * 2;
   float qf[G][8], o[G][8], m[G], l[G];
+  __shared__ float rope_cs[2][D / 2];   /* cos, sin of each pair's angle */
 
   grid_dep_wait ();
-  /* The queries (loaded while the count is), pre-scaled so that exp2
-   * gives the softmax. */
-#pragma unroll
-  for (unsigned int h = 0; h < G; h++) {
-    const float4 *qv = (const float4 *) (q + (size_t) (h0 + h) * D + dl * 8);
-    float4 a = h < group ? qv[0] : make_float4 (0.0f, 0.0f, 0.0f, 0.0f);
-    float4 b = h < group ? qv[1] : make_float4 (0.0f, 0.0f, 0.0f, 0.0f);
-    float f = scale * 1.4426950408889634f;
-
-    qf[h][0] = a.x * f;
-    qf[h][1] = a.y * f;
-    qf[h][2] = a.z * f;
-    qf[h][3] = a.w * f;
-    qf[h][4] = b.x * f;
-    qf[h][5] = b.y * f;
-    qf[h][6] = b.z * f;
-    qf[h][7] = b.w * f;
-    m[h] = NEG;
-    l[h] = 0.0f;
-#pragma unroll
-    for (unsigned int j = 0; j < 8; j++)
-      o[h][j] = 0.0f;
-  }
   decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, FAST_MIN_SPLIT,
       FAST_ROUND, &lo, &hi, &split_len);
+  if (rope.theta > 0.0f && hi > 0) {
+    /* the new token's position is the last one seen */
+    for (unsigned int i = threadIdx.x; i < D / 2; i += FAST_THREADS)
+      rope_angle_cs (i, D, hi - 1, rope.theta, &rope_cs[0][i],
+          &rope_cs[1][i]);
+    __syncthreads ();
+  }
+  /* The queries (rotated here when the kernel does the RoPE), pre-scaled
+   * so that exp2 gives the softmax. */
+#pragma unroll
+  for (unsigned int h = 0; h < G; h++) {
+    float f = scale * 1.4426950408889634f;
+    float x[8];
+
+    load_query<D> (x, q, h0 + h, dl, h < group, rope, rope_cs);
+#pragma unroll
+    for (unsigned int j = 0; j < 8; j++) {
+      qf[h][j] = x[j] * f;
+      o[h][j] = 0.0f;
+    }
+    m[h] = NEG;
+    l[h] = 0.0f;
+  }
   p_begin = lo + split * split_len;
-  if (p_begin >= hi)
-    return;                     /* past the context: pass 2 skips it */
+  if (p_begin >= hi) {
+    /* past the context; with nothing to attend to (a count of 0), zeros,
+     * not NaNs */
+    if (split == 0)
+      for (unsigned int i = threadIdx.x; i < group * D; i += FAST_THREADS)
+        out[(size_t) h0 * D + i] = 0.0f;
+    return;
+  }
   p_end = min (hi, p_begin + split_len);
   n_steps = (p_end - p_begin + STEP - 1) / STEP;
   n_used = (hi - lo + split_len - 1) / split_len;
+  if (rope.theta > 0.0f && p_end == hi) {
+    /* the chunk that holds the new position appends its key (rotated)
+     * and value to the cache before it reads them */
+    store_new_kv<D> ((__half *) k, (__half *) v, rope, kvh, hi - 1,
+        kv_stride, rope_cs);
+    __threadfence ();
+    __syncthreads ();
+  }
 
   /* Step @it of this thread: FAST_UNROLL rows of keys and values. */
   auto issue = [&](unsigned int it) {
@@ -635,14 +835,15 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
       else {
         part_o[((size_t) (h0 + h) * n_splits + split) * D + d] = acc;
         if (d == 0) {
-          /* The maximum back in natural-log units, as pass 2 reads it. */
-          part_ml[((size_t) (h0 + h) * n_splits + split) * 2] =
-              mx * 0.6931471805599453f;
+          part_ml[((size_t) (h0 + h) * n_splits + split) * 2] = mx;
           part_ml[((size_t) (h0 + h) * n_splits + split) * 2 + 1] = sum;
         }
       }
     }
   }
+  if (n_used > 1)
+    merge_in_last_block<D, G> (out, part_o, part_ml, done, kvh, h0, group,
+        n_splits, n_used);
 }
 
 /* Pass 2 after the general pass 1, whose chunks can be many (up to
@@ -728,91 +929,19 @@ attention_decode_merge_many (float *__restrict__ out,
   }
 }
 
-/* Pass 2 after the fast pass 1 (at most about 2 x multiprocessors / KV
- * heads chunks). Grid: n_heads blocks of MERGE_THREADS. Only the chunks
- * that pass 1 filled are read (none when there was a single one: pass 1
- * wrote @out). A thread sums one dimension over every n_sg-th chunk; its first
- * MERGE_BATCH partial outputs are loaded together with the maxima and sums,
- * so that a merge of up to MERGE_BATCH x n_sg chunks costs one round trip
- * to memory. */
-static_assert (ATT_MAX_HEAD_DIM <= MERGE_THREADS, "a thread a dimension");
-
-static __global__ void __launch_bounds__ (MERGE_THREADS)
-attention_decode_merge (float *__restrict__ out,
-    const float *__restrict__ part_o, const float *__restrict__ part_ml,
-    const gint32 * __restrict__ n_pos_dev, unsigned int n_pos,
-    unsigned int max_pos, unsigned int window, unsigned int n_splits,
-    unsigned int min_split, unsigned int gran, unsigned int head_dim)
+/* Floats of scratch before the partials: a count a KV head (at most one a
+ * query head), 16-byte aligned. */
+static size_t
+done_floats (unsigned int n_heads)
 {
-  __shared__ float ms[ATT_MAX_SPLITS];          /* maxima, then weights */
-  __shared__ float ls[ATT_MAX_SPLITS];
-  __shared__ float red[MERGE_THREADS];
-  unsigned int h = blockIdx.x;
-  const float *ml = part_ml + (size_t) h * n_splits * 2;
-  const float *po = part_o + (size_t) h * n_splits * head_dim;
-  unsigned int lo, hi, split_len, n_used;
-  unsigned int n_sg = MERGE_THREADS / head_dim;
-  unsigned int sg = threadIdx.x / head_dim, dl = threadIdx.x % head_dim;
-  bool active = sg < n_sg;
-  float pv[MERGE_BATCH], mx = -INFINITY, total = 0.0f, acc = 0.0f;
-
-  grid_dep_wait ();
-  decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, min_split, gran,
-      &lo, &hi, &split_len);
-  n_used = (hi - lo + split_len - 1) / split_len;
-  grid_dep_launch ();
-  if (n_used == 1)
-    return;
-  if (n_used == 0) {
-    /* Nothing to attend to (a count of 0): zeros, not NaNs. */
-    for (unsigned int d = threadIdx.x; d < head_dim; d += MERGE_THREADS)
-      out[(size_t) h * head_dim + d] = 0.0f;
-    return;
-  }
-
-#pragma unroll
-  for (unsigned int b = 0; b < MERGE_BATCH; b++) {
-    unsigned int s = sg + b * n_sg;
-
-    pv[b] = active && s < n_used ? po[(size_t) s * head_dim + dl] : 0.0f;
-  }
-  for (unsigned int s = threadIdx.x; s < n_used; s += MERGE_THREADS) {
-    ms[s] = ml[2 * s];
-    ls[s] = ml[2 * s + 1];
-  }
-  __syncthreads ();
-  for (unsigned int s = 0; s < n_used; s++)
-    mx = fmaxf (mx, ms[s]);
-  __syncthreads ();
-  for (unsigned int s = threadIdx.x; s < n_used; s += MERGE_THREADS)
-    ms[s] = expf (ms[s] - mx);
-  __syncthreads ();
-  for (unsigned int s = 0; s < n_used; s++)
-    total += ms[s] * ls[s];
-
-#pragma unroll
-  for (unsigned int b = 0; b < MERGE_BATCH; b++) {
-    unsigned int s = sg + b * n_sg;
-
-    if (s < n_used)
-      acc += ms[s] * pv[b];
-  }
-  if (active)
-    for (unsigned int s = sg + MERGE_BATCH * n_sg; s < n_used; s += n_sg)
-      acc += ms[s] * po[(size_t) s * head_dim + dl];
-  red[threadIdx.x] = acc;
-  __syncthreads ();
-  if (sg == 0) {
-    for (unsigned int g = 1; g < n_sg; g++)
-      acc += red[g * head_dim + dl];
-    out[(size_t) h * head_dim + dl] = acc / total;
-  }
+  return (n_heads + 3) / 4 * 4;
 }
 
 size_t
 llm_cuda_attention_decode_scratch_bytes (guint n_heads, guint head_dim)
 {
-  return (size_t) n_heads * ATT_MAX_SPLITS * (head_dim + 2) * sizeof (float);
+  return ((size_t) n_heads * ATT_MAX_SPLITS * (head_dim + 2)
+      + done_floats (n_heads)) * sizeof (float);
 }
 
 /* Chunks for a cache of @max_pos positions: KV heads x chunks about
@@ -836,7 +965,8 @@ llm_cuda_attention_decode_at_scratch_bytes (guint n_heads, guint head_dim,
   unsigned int most = MIN (ATT_MAX_SPLITS, div_up (MAX (max_pos, 1),
           ATT_MIN_SPLIT));
 
-  return (size_t) n_heads * most * (head_dim + 2) * sizeof (float);
+  return ((size_t) n_heads * most * (head_dim + 2) + done_floats (n_heads))
+      * sizeof (float);
 }
 
 /* Launches @kernel on @s, with programmatic dependent launch where the
@@ -869,11 +999,11 @@ launch_pdl (void (*kernel) (Params...), dim3 grid, unsigned int threads,
  * Returns the chunks it was launched with. */
 template <unsigned int D, unsigned int G>
 static unsigned int
-launch_f16 (float *out, float *part_o, float *part_ml, const float *q,
-    const void *k, const void *v, const gint32 * n_pos_dev,
+launch_f16 (float *out, float *part_o, float *part_ml, unsigned int *done,
+    const float *q, const void *k, const void *v, const gint32 * n_pos_dev,
     unsigned int n_pos, unsigned int max_pos, unsigned int n_kv_heads,
     unsigned int group, size_t kv_stride, float scale, unsigned int window,
-    unsigned int n_splits, cudaStream_t s)
+    unsigned int n_splits, const DecodeRope & rope, cudaStream_t s)
 {
   size_t ring = (size_t) FAST_STAGES * FAST_UNROLL * 2 * FAST_THREADS * 16;
   size_t merge = ((size_t) (FAST_THREADS / LLM_CUDA_WARP) * G * (D + 2))
@@ -884,28 +1014,30 @@ launch_f16 (float *out, float *part_o, float *part_ml, const float *q,
     cudaFuncSetAttribute (attention_decode_f16<D, G>,
         cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem);
   launch_pdl (attention_decode_f16<D, G>, dim3 (n_kv_heads, n_splits),
-      FAST_THREADS, smem, s, out, part_o, part_ml, q, k, v, n_pos_dev, n_pos,
-      max_pos, group, kv_stride, scale, window);
+      FAST_THREADS, smem, s, out, part_o, part_ml, done, q, (void *) k,
+      (void *) v, n_pos_dev, n_pos, max_pos, group, kv_stride, scale, window,
+      rope);
   return n_splits;
 }
 
 template <unsigned int D>
 static void
-launch_f16_d (float *out, float *part_o, float *part_ml, const float *q,
+launch_f16_d (float *out, float *part_o, float *part_ml,
+    unsigned int *done, const float *q,
     const void *k, const void *v, const gint32 * n_pos_dev,
     unsigned int n_pos, unsigned int max_pos, unsigned int n_kv_heads,
     unsigned int group, size_t kv_stride, float scale, unsigned int window,
-    unsigned int n_splits, cudaStream_t s)
+    unsigned int n_splits, const DecodeRope & rope, cudaStream_t s)
 {
   if (group == 1)
-    launch_f16<D, 1> (out, part_o, part_ml, q, k, v, n_pos_dev, n_pos,
-        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, s);
+    launch_f16<D, 1> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
+        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
   else if (group <= 4)
-    launch_f16<D, 4> (out, part_o, part_ml, q, k, v, n_pos_dev, n_pos,
-        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, s);
+    launch_f16<D, 4> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
+        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
   else
-    launch_f16<D, 8> (out, part_o, part_ml, q, k, v, n_pos_dev, n_pos,
-        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, s);
+    launch_f16<D, 8> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
+        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
 }
 
 /* Whether the fast pass 1 takes this shape. */
@@ -925,7 +1057,7 @@ launch (float *out, const float *q, const void *k, const void *v,
     const gint32 * n_pos_dev, unsigned int n_pos, unsigned int max_pos,
     unsigned int n_heads, unsigned int n_kv_heads, unsigned int head_dim,
     size_t kv_stride, float scale, unsigned int window, float *scratch,
-    cudaStream_t s)
+    const DecodeRope & rope, cudaStream_t s)
 {
   unsigned int group = n_heads / n_kv_heads;
   bool fast = fast_ok (T, q, k, v, group, head_dim, kv_stride);
@@ -933,19 +1065,21 @@ launch (float *out, const float *q, const void *k, const void *v,
   unsigned int n_splits = fast
       ? splits_for (max_pos, n_kv_heads, FAST_BLOCKS_PER_SM, FAST_MIN_SPLIT)
       : splits_for (max_pos, n_kv_heads, ATT_BLOCKS_PER_SM, ATT_MIN_SPLIT);
-  float *part_o = scratch;
-  float *part_ml = scratch + (size_t) n_heads * n_splits * head_dim;
+  /* the fast pass's counts of finished chunks, then the partials */
+  unsigned int *done = (unsigned int *) scratch;
+  float *part_o = scratch + done_floats (n_heads);
+  float *part_ml = part_o + (size_t) n_heads * n_splits * head_dim;
 
   if (fast) {
     if (head_dim == 64)
-      launch_f16_d<64> (out, part_o, part_ml, q, k, v, n_pos_dev, n_pos,
-          max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, s);
+      launch_f16_d<64> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
+          max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
     else if (head_dim == 128)
-      launch_f16_d<128> (out, part_o, part_ml, q, k, v, n_pos_dev, n_pos,
-          max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, s);
+      launch_f16_d<128> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
+          max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
     else
-      launch_f16_d<256> (out, part_o, part_ml, q, k, v, n_pos_dev, n_pos,
-          max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, s);
+      launch_f16_d<256> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
+          max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
   } else {
     size_t smem = split_smem_floats (group, head_dim) * sizeof (float);
 
@@ -956,13 +1090,12 @@ launch (float *out, const float *q, const void *k, const void *v,
         ATT_THREADS, smem, s, out, part_o, part_ml, q, k, v, n_pos_dev,
         n_pos, max_pos, group, head_dim, kv_stride, scale, window);
   }
-  /* The general pass 1 makes up to ATT_MAX_SPLITS chunks, which the
-   * batched merge would walk one load at a time (F32 cache, 4096
-   * positions: 39 us rather than 29). */
-  launch_pdl (fast ? attention_decode_merge : attention_decode_merge_many,
-      dim3 (n_heads), MERGE_THREADS, 0, s, out, part_o, part_ml, n_pos_dev,
-      n_pos, max_pos, window, n_splits, min_split, fast ? FAST_ROUND : 16u,
-      head_dim);
+  /* The fast pass merges its chunks itself; the general one makes up to
+   * ATT_MAX_SPLITS chunks, merged by a second kernel. */
+  if (!fast)
+    launch_pdl (attention_decode_merge_many, dim3 (n_heads), MERGE_THREADS,
+        0, s, out, part_o, part_ml, n_pos_dev, n_pos, max_pos, window,
+        n_splits, min_split, 16u, head_dim);
 }
 
 static gboolean
@@ -993,10 +1126,10 @@ llm_cuda_attention_decode (float *out, const float *q, const void *k,
 
   if (kv_dtype == LLM_DTYPE_F32)
     launch<LLM_DTYPE_F32> (out, q, k, v, NULL, n_pos, n_pos, n_heads,
-        n_kv_heads, head_dim, kv_stride, scale, 0, scratch, s);
+        n_kv_heads, head_dim, kv_stride, scale, 0, scratch, DecodeRope (), s);
   else
     launch<LLM_DTYPE_F16> (out, q, k, v, NULL, n_pos, n_pos, n_heads,
-        n_kv_heads, head_dim, kv_stride, scale, 0, scratch, s);
+        n_kv_heads, head_dim, kv_stride, scale, 0, scratch, DecodeRope (), s);
 }
 
 void
@@ -1015,8 +1148,37 @@ llm_cuda_attention_decode_at (float *out, const float *q, const void *k,
 
   if (kv_dtype == LLM_DTYPE_F32)
     launch<LLM_DTYPE_F32> (out, q, k, v, n_pos_device, 0, max_pos, n_heads,
-        n_kv_heads, head_dim, kv_stride, scale, window, scratch, s);
+        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (), s);
   else
     launch<LLM_DTYPE_F16> (out, q, k, v, n_pos_device, 0, max_pos, n_heads,
-        n_kv_heads, head_dim, kv_stride, scale, window, scratch, s);
+        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (), s);
+}
+
+gboolean
+llm_cuda_attention_decode_rope_at (float *out, const float *qkv,
+    void *k_cache, void *v_cache, LlmDType kv_dtype,
+    const gint32 * n_pos_device, guint max_pos, guint n_heads,
+    guint n_kv_heads, guint head_dim, size_t kv_stride, float scale,
+    guint window, float theta, gboolean interleaved, float *scratch,
+    LlmCudaStream * stream)
+{
+  cudaStream_t s = llm_cuda_raw_stream (stream);
+  DecodeRope rope;
+
+  if (!args_ok (kv_dtype, n_heads, n_kv_heads, head_dim, kv_stride))
+    return FALSE;
+  g_return_val_if_fail (n_pos_device != NULL && max_pos > 0, FALSE);
+  g_return_val_if_fail (theta > 0.0f, FALSE);
+  if (!fast_ok (kv_dtype, qkv, k_cache, v_cache, n_heads / n_kv_heads,
+          head_dim, kv_stride) || (n_heads * head_dim) % 4 != 0)
+    return FALSE;
+  llm_cuda_use_device ();
+  rope.kv_new = qkv + (size_t) n_heads * head_dim;
+  rope.kv_dim = n_kv_heads * head_dim;
+  rope.theta = theta;
+  rope.interleaved = interleaved;
+  launch<LLM_DTYPE_F16> (out, qkv, k_cache, v_cache, n_pos_device, 0,
+      max_pos, n_heads, n_kv_heads, head_dim, kv_stride, scale, window,
+      scratch, rope, s);
+  return TRUE;
 }

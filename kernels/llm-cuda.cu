@@ -3,6 +3,7 @@
 #include "llm-cuda-private.cuh"
 #include "llm-error.h"
 
+#include <cuda_profiler_api.h>
 #include <string.h>
 
 /* The process's device (-1 before llm_cuda_device_open) and, per thread,
@@ -194,6 +195,15 @@ llm_cuda_check (GError ** error)
     return FALSE;
   }
   return TRUE;
+}
+
+void
+llm_cuda_profiler_range (gboolean on)
+{
+  if (on)
+    cudaProfilerStart ();
+  else
+    cudaProfilerStop ();
 }
 
 gboolean

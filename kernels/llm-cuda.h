@@ -104,6 +104,11 @@ gboolean llm_cuda_stream_sync (LlmCudaStream * stream, GError ** error);
 /* The last launch error without waiting (cudaGetLastError). */
 gboolean llm_cuda_check (GError ** error);
 
+/* Starts (@on) or stops the profiler's collection (cudaProfilerStart /
+ * Stop), so that `ncu --profile-from-start off` sees only what runs in
+ * between. */
+void llm_cuda_profiler_range (gboolean on);
+
 /* Markers on a stream, to time what runs on the GPU between two of them. */
 typedef struct _LlmCudaEvent LlmCudaEvent;
 
@@ -306,10 +311,13 @@ void llm_cuda_matrix_dequantize_f16 (guint16 * dst, const void *packed,
  * @q: [n_heads * head_dim]; @out: [n_heads * head_dim];
  * @k, @v: position p at p * kv_stride elements, [n_kv_heads * head_dim]
  * each, of @kv_dtype (F32 or F16);
- * @scratch: llm_cuda_attention_decode_scratch_bytes() of device memory.
+ * @scratch: llm_cuda_attention_decode_scratch_bytes() of device memory,
+ * zeroed before its first use (llm_cuda_memset) and left for the next
+ * call as the kernels leave it (they keep counts in it).
  * The positions are split into chunks that run in parallel (flash-decoding)
- * and a second pass merges the chunks' partial softmaxes, so that a single
- * sequence fills the GPU. */
+ * and the chunks' partial softmaxes are merged (by the last block of a KV
+ * head to finish, or by a second pass), so that a single sequence fills
+ * the GPU. */
 void llm_cuda_attention_decode (float *out, const float *q, const void *k,
     const void *v, LlmDType kv_dtype, guint n_pos, guint n_heads,
     guint n_kv_heads, guint head_dim, size_t kv_stride, float *scratch,
@@ -324,8 +332,8 @@ size_t llm_cuda_attention_decode_scratch_bytes (guint n_heads,
  * one of 0 or less gives zeros. @scale multiplies q . k (1/sqrt(head_dim)
  * for Llama, 1/sqrt(query_pre_attn_scalar) for Gemma); @window, if not 0,
  * limits the query at position p to p - window + 1 .. p (sliding window).
- * @scratch: llm_cuda_attention_decode_at_scratch_bytes() of device memory.
- * Chunks past the count exit at once, so a short context costs little. */
+ * @scratch: llm_cuda_attention_decode_at_scratch_bytes() of device memory,
+ * zeroed once as for llm_cuda_attention_decode(). Chunks past the count exit at once, so a short context costs little. */
 void llm_cuda_attention_decode_at (float *out, const float *q, const void *k,
     const void *v, LlmDType kv_dtype, const gint32 * n_pos_device,
     guint max_pos, guint n_heads, guint n_kv_heads, guint head_dim,
@@ -333,6 +341,23 @@ void llm_cuda_attention_decode_at (float *out, const float *q, const void *k,
     LlmCudaStream * stream);
 size_t llm_cuda_attention_decode_at_scratch_bytes (guint n_heads,
     guint head_dim, guint max_pos);
+
+/* llm_cuda_attention_decode_at() with the step's RoPE and cache append
+ * done by the attention kernel itself (llm_cuda_rope_kv_store_at's work),
+ * so that the decode step launches one kernel for all three: @qkv is the
+ * new token's unrotated q|k|v row (q: n_heads * head_dim, then k and v:
+ * n_kv_heads * head_dim each); q and k are rotated by the new position
+ * (the count - 1) with @theta (@interleaved pairs or rotate-half), and k
+ * and v written at that position of the caches. Only the F16 cache's fast
+ * path does this (head_dim 64, 128 or 256, up to 8 query heads a KV head,
+ * 16-byte aligned): FALSE, nothing launched, for anything else. @qkv
+ * itself is not changed. */
+gboolean llm_cuda_attention_decode_rope_at (float *out, const float *qkv,
+    void *k_cache, void *v_cache, LlmDType kv_dtype,
+    const gint32 * n_pos_device, guint max_pos, guint n_heads,
+    guint n_kv_heads, guint head_dim, size_t kv_stride, float scale,
+    guint window, float theta, gboolean interleaved, float *scratch,
+    LlmCudaStream * stream);
 
 /* Causal attention of @n_tokens queries at positions @pos0 .. pos0 +
  * n_tokens - 1 (prompt prefill) over a cache that already holds positions

@@ -34,7 +34,7 @@
 #include "llm-error.h"
 
 /* Tokens per prefill pass (the activations are sized for it). */
-#define PREFILL_BLOCK 512
+#define PREFILL_BLOCK 2048
 #define PREFILL_BLOCK_MAX 8192
 /* Below this many tokens, quantized weights go through the multi-vector
  * matvec (reads them once per 8 tokens) rather than a dequantize + GEMM. */
@@ -46,7 +46,8 @@
 
 /* The fused decode kernels (llm-cuda.h), chosen by LLMASOS_CUDA_FUSE:
  * rmsnorm into the matvec after it; SwiGLU into the gate|up matvec
- * (16-bit, F32) or the down one (Q8_0, Q4_0); RoPE with the cache append;
+ * (16-bit, F32) or the down one (Q8_0, Q4_0); RoPE with the cache append
+ * (rope), or both into the attention kernel (att, F16 caches);
  * for Q8_0 / Q4_0, x rounded once into device memory (with the rmsnorm
  * or SwiGLU before it). The default is what measured fastest
  * (docs/benchmarks.md). */
@@ -54,7 +55,8 @@
 #define FUSE_SWIGLU 2u
 #define FUSE_ROPE 4u
 #define FUSE_QX 8u
-#define FUSE_ALL 15u
+#define FUSE_ATT 16u
+#define FUSE_ALL 31u
 #define FUSE_DEFAULT 0u
 
 struct _LlmCudaKv
@@ -195,7 +197,7 @@ llm_cuda_compute_free (LlmCudaCompute * c)
 }
 
 /* LLMASOS_CUDA_FUSE: "0" / "none", "1" / "all", or a comma list of
- * norm, swiglu, rope, qx; unset: FUSE_DEFAULT. */
+ * norm, swiglu, rope, qx, att; unset: FUSE_DEFAULT. */
 static guint
 parse_fuse (const gchar * env)
 {
@@ -205,7 +207,7 @@ parse_fuse (const gchar * env)
     guint bit;
   } names[] = {
     {"norm", FUSE_NORM}, {"swiglu", FUSE_SWIGLU}, {"rope", FUSE_ROPE},
-    {"qx", FUSE_QX}, {"all", FUSE_ALL}, {"1", FUSE_ALL}, {"none", 0},
+    {"qx", FUSE_QX}, {"att", FUSE_ATT}, {"all", FUSE_ALL}, {"1", FUSE_ALL}, {"none", 0},
     {"0", 0},
   };
   g_auto (GStrv) parts = NULL;
@@ -222,7 +224,7 @@ parse_fuse (const gchar * env)
         break;
     if (k == G_N_ELEMENTS (names))
       g_warning ("LLMASOS_CUDA_FUSE: '%s' is not one of norm, swiglu, rope, "
-          "qx, all, none", parts[i]);
+          "qx, att, all, none", parts[i]);
     else
       mask |= names[k].bit;
   }
@@ -417,22 +419,28 @@ decode_layer_fused (LlmCudaCompute * c, const LlmCudaLayer * L, void *kc,
   gboolean interleaved = hp->rope_style == LLM_ROPE_INTERLEAVED;
 
   decode_matvec (c, c->qkv, &L->wqkv, c->x, &L->attn_norm, FALSE, FALSE);
-  if (c->fuse & FUSE_ROPE) {
-    llm_cuda_rope_kv_store_at (c->qkv, hp->n_heads, hp->n_kv_heads,
-        hp->head_dim, kc, vc, kv_dtype, c->step + 1, hp->rope_theta,
-        interleaved, s);
-  } else {
-    float *k = c->qkv + c->q_dim;
+  if (!(c->fuse & FUSE_ATT) ||
+      !llm_cuda_attention_decode_rope_at (c->att, c->qkv, kc, vc, kv_dtype,
+          c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+          c->kv_dim, c->scale, 0, hp->rope_theta, interleaved,
+          c->att_scratch, s)) {
+    if (c->fuse & FUSE_ROPE) {
+      llm_cuda_rope_kv_store_at (c->qkv, hp->n_heads, hp->n_kv_heads,
+          hp->head_dim, kc, vc, kv_dtype, c->step + 1, hp->rope_theta,
+          interleaved, s);
+    } else {
+      float *k = c->qkv + c->q_dim;
 
-    llm_cuda_rope_apply_at (c->qkv, 1, c->qkv_dim,
-        hp->n_heads + hp->n_kv_heads, hp->head_dim, c->step + 1,
-        hp->rope_theta, interleaved, s);
-    llm_cuda_kv_store (kc, vc, kv_dtype, k, k + c->kv_dim, c->qkv_dim, 1,
-        c->kv_dim, 0, c->step + 1, s);
+      llm_cuda_rope_apply_at (c->qkv, 1, c->qkv_dim,
+          hp->n_heads + hp->n_kv_heads, hp->head_dim, c->step + 1,
+          hp->rope_theta, interleaved, s);
+      llm_cuda_kv_store (kc, vc, kv_dtype, k, k + c->kv_dim, c->qkv_dim, 1,
+          c->kv_dim, 0, c->step + 1, s);
+    }
+    llm_cuda_attention_decode_at (c->att, c->qkv, kc, vc, kv_dtype,
+        c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+        c->kv_dim, c->scale, 0, c->att_scratch, s);
   }
-  llm_cuda_attention_decode_at (c->att, c->qkv, kc, vc, kv_dtype,
-      c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
-      c->kv_dim, c->scale, 0, c->att_scratch, s);
   decode_matvec (c, c->x, &L->wo, c->att, NULL, FALSE, TRUE);
 
   if (!is_quant (gu->dtype) && (c->fuse & FUSE_SWIGLU)) {
@@ -526,6 +534,8 @@ run_layers (LlmCudaCompute * c, LlmCudaKv * kv, guint n, guint pos0,
 static gboolean
 ensure_att_scratch (LlmCudaCompute * c, guint n_ctx, GError ** error)
 {
+  gsize bytes;
+
   if (c->att_scratch != NULL && n_ctx <= c->att_scratch_ctx)
     return TRUE;
   if (c->att_scratch != NULL) {
@@ -533,9 +543,12 @@ ensure_att_scratch (LlmCudaCompute * c, guint n_ctx, GError ** error)
     g_hash_table_remove_all (c->graphs);
     g_ptr_array_remove_fast (c->allocations, c->att_scratch);
   }
-  c->att_scratch = scratch (c,
-      llm_cuda_attention_decode_at_scratch_bytes (c->hp.n_heads,
-          c->hp.head_dim, n_ctx), error);
+  bytes = llm_cuda_attention_decode_at_scratch_bytes (c->hp.n_heads,
+      c->hp.head_dim, n_ctx);
+  c->att_scratch = scratch (c, bytes, error);
+  if (c->att_scratch != NULL
+      && !llm_cuda_memset (c->att_scratch, 0, bytes, c->stream, error))
+    c->att_scratch = NULL;
   c->att_scratch_ctx = c->att_scratch ? n_ctx : 0;
   return c->att_scratch != NULL;
 }

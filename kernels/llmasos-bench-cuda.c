@@ -295,6 +295,9 @@ bench_attention (LlmDType kv_dtype, guint n_pos, LlmCudaStream * s,
       || (j.out = llm_cuda_alloc (j.n_heads * j.head_dim * 4, &error)) == NULL
       || (j.scratch = llm_cuda_alloc (llm_cuda_attention_decode_scratch_bytes
               (j.n_heads, j.head_dim), &error)) == NULL
+      || !llm_cuda_memset (j.scratch, 0,
+          llm_cuda_attention_decode_scratch_bytes (j.n_heads, j.head_dim),
+          NULL, &error)
       || !llm_cuda_memset (j.q, 0, j.n_heads * j.head_dim * 4, NULL, &error))
     die (error, "attention buffers");
 
@@ -386,6 +389,9 @@ bench_attention_at (LlmDType kv_dtype, guint n_pos, guint max_pos,
       || (j.a.scratch =
           llm_cuda_alloc (llm_cuda_attention_decode_at_scratch_bytes
               (j.a.n_heads, j.a.head_dim, max_pos), &error)) == NULL
+      || !llm_cuda_memset (j.a.scratch, 0,
+          llm_cuda_attention_decode_at_scratch_bytes (j.a.n_heads,
+              j.a.head_dim, max_pos), NULL, &error)
       || (j.count = llm_cuda_alloc (sizeof count, &error)) == NULL
       || !llm_cuda_copy (j.count, &count, sizeof count,
           LLM_CUDA_HOST_TO_DEVICE, NULL, &error)

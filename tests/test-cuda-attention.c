@@ -159,7 +159,7 @@ GST_START_TEST (test_decode_at)
       dq = dev_alloc (qn * sizeof (float));
       dout = dev_alloc (qn * sizeof (float));
       dcount = dev_alloc (sizeof (gint32));
-      dscratch = dev_alloc (llm_cuda_attention_decode_at_scratch_bytes (nh,
+      dscratch = dev_zeroed (llm_cuda_attention_decode_at_scratch_bytes (nh,
               hd, MAX_POS));
 
       /* One grid for every count, as a replayed graph runs it. */

@@ -38,6 +38,17 @@ dev_alloc (gsize bytes)
   return p;
 }
 
+gpointer
+dev_zeroed (gsize bytes)
+{
+  GError *err = NULL;
+  gpointer p = dev_alloc (bytes);
+
+  fail_unless (llm_cuda_memset (p, 0, MAX (bytes, 4), NULL, &err),
+      "llm_cuda_memset: %s", err ? err->message : "?");
+  return p;
+}
+
 void
 upload (gpointer dev, gconstpointer host, gsize bytes)
 {

@@ -25,6 +25,8 @@ void cuda_test_setup (guint32 seed, LlmCudaDeviceInfo * info);
 
 /* @bytes (at least 4) of device memory. */
 gpointer dev_alloc (gsize bytes);
+/* dev_alloc() set to zeros. */
+gpointer dev_zeroed (gsize bytes);
 /* @bytes from @host to @dev, synchronously. */
 void upload (gpointer dev, gconstpointer host, gsize bytes);
 /* dev_alloc (@bytes), then upload @host into it unless @host is NULL. */

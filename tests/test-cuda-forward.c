@@ -5,8 +5,8 @@
  *   the reference's greedy tokens and text, with and without queues.
  * - Logits of the F32 model on the GPU against the CPU's: prefill (whole
  *   prompt, and split in two so the second part attends to a cache the
- *   first filled), then 24 decode steps (the captured CUDA graph), each
- *   within 1e-4 relative L2. The F16 and BF16 conversions of the model:
+ *   first filled, and in passes of 3 tokens), then 24 decode steps (the
+ *   captured CUDA graph), each within 1e-4 relative L2. The F16 and BF16 conversions of the model:
  *   within 1e-2 relative of the CPU path on the same file (the issue's
  *   bound), and the same greedy tokens on the reference prompts.
  * - Errors: a device that does not exist, a malformed device string, and a
@@ -202,13 +202,24 @@ GST_START_TEST (test_logits_f32)
   gboolean same;
   double e = compare_logits (model_dir, FALSE, &same);
   double e_split = compare_logits (model_dir, TRUE, &same);
+  double e_passes;
+  gboolean same_passes;
 
-  g_print ("F32 logits, GPU vs CPU: rel L2 %.3g (prefill split: %.3g)\n", e,
-      e_split);
+  /* the prompts prefilled in passes of 3 tokens (each pass attends to the
+   * cache the ones before filled) rather than in one */
+  g_setenv ("LLMASOS_CUDA_PREFILL_BLOCK", "3", TRUE);
+  e_passes = compare_logits (model_dir, FALSE, &same_passes);
+  g_unsetenv ("LLMASOS_CUDA_PREFILL_BLOCK");
+
+  g_print ("F32 logits, GPU vs CPU: rel L2 %.3g (prefill split: %.3g, in "
+      "passes of 3 tokens: %.3g)\n", e, e_split, e_passes);
   fail_unless (e < 1e-4, "F32 logits differ by %g", e);
   fail_unless (e_split < 1e-4, "F32 logits (split prefill) differ by %g",
       e_split);
+  fail_unless (e_passes < 1e-4, "F32 logits (prefill in passes of 3) "
+      "differ by %g", e_passes);
   fail_unless (same, "F32: the greedy tokens differ");
+  fail_unless (same_passes, "F32, passes of 3: the greedy tokens differ");
 }
 
 GST_END_TEST;

@@ -60,6 +60,15 @@
  *   (which is everywhere when they are the same); every other position
  *   keeps its byte pattern.
  *
+ * - attention_decode_rope_at (RoPE, cache append and attention in one
+ *   kernel), F16 cache, (32, 8, 128), (8, 1, 64), (6, 3, 256), both
+ *   rotations, counts 1 .. 4100 of a 4100-position cache (one or many
+ *   chunks, the scratch reused): against rope_kv_store_at +
+ *   attention_decode_at, output within 1e-5 relative L2, q|k|v untouched,
+ *   the v cache identical, the new k row within an F16 ulp (the count of
+ *   differing elements printed), every other row unchanged; FALSE for an
+ *   F32 cache and for heads of 8.
+ *
  * - quantize_x + matvec_packed_quantized (x rounded to Q8_0 once into
  *   device memory), Q8_0 and Q4_0, 6144 x 4096, 4096 x 14336, 37 x 96,
  *   1 x 32, for x, rmsnorm(x) * n and silu(g) * u (added): bit-identical
@@ -815,6 +824,156 @@ GST_START_TEST (test_rope_kv_store_at)
 
 GST_END_TEST;
 
+/* --- attention_decode_rope_at --- */
+
+/* Count @count (the new token at count - 1) of a random F16 cache of
+ * @n_ctx positions: attention_decode_rope_at against rope_kv_store_at then
+ * attention_decode_at on the same inputs. Returns the k cache elements of
+ * the new row that differ between the two. */
+static gsize
+check_attention_rope (guint nh, guint nkv, guint hd, guint n_ctx,
+    float theta, gboolean il, gint32 count, gint32 * dcount, gint32 * dpos,
+    float *dscratch_a, float *dscratch_b)
+{
+  guint kv_dim = nkv * hd, q_dim = nh * hd, len = q_dim + 2 * kv_dim;
+  gsize cache_n = (gsize) n_ctx * kv_dim, bytes = cache_n * 2;
+  gint32 pos = count - 1;
+  float scale = 1.0f / sqrtf ((float) hd);
+  g_autofree float *qkv = random_floats (len, 2.0f);
+  g_autofree guint16 *kc = g_new (guint16, cache_n);
+  g_autofree guint16 *vc = g_new (guint16, cache_n);
+  g_autofree guint16 *ka = g_new (guint16, cache_n);
+  g_autofree guint16 *va = g_new (guint16, cache_n);
+  g_autofree guint16 *kb = g_new (guint16, cache_n);
+  g_autofree guint16 *vb = g_new (guint16, cache_n);
+  g_autofree float *oa = g_new (float, q_dim);
+  g_autofree float *ob = g_new (float, q_dim);
+  g_autofree float *qkv_b = g_new (float, len);
+  g_autofree gchar *what = g_strdup_printf ("attention_decode_rope_at "
+      "%u/%u heads of %u, %s, count %d", nh, nkv, hd,
+      il ? "interleaved" : "rotate-half", count);
+  float *dqkv_a, *dqkv_b, *douta, *doutb;
+  gpointer dka, dva, dkb, dvb;
+  gsize n_diff = 0, row = (gsize) pos * kv_dim;
+  double e;
+
+  for (gsize i = 0; i < cache_n; i++) {
+    kc[i] = llm_f32_to_f16 ((float) g_rand_double_range (rng, -1.5, 1.5));
+    vc[i] = llm_f32_to_f16 ((float) g_rand_double_range (rng, -1.5, 1.5));
+  }
+  dqkv_a = dev_from (qkv, len * sizeof (float));
+  dqkv_b = dev_from (qkv, len * sizeof (float));
+  dka = dev_from (kc, bytes);
+  dva = dev_from (vc, bytes);
+  dkb = dev_from (kc, bytes);
+  dvb = dev_from (vc, bytes);
+  douta = dev_nan (q_dim);
+  doutb = dev_nan (q_dim);
+  upload (dcount, &count, sizeof count);
+  upload (dpos, &pos, sizeof pos);
+
+  llm_cuda_rope_kv_store_at (dqkv_a, nh, nkv, hd, dka, dva, LLM_DTYPE_F16,
+      dpos, theta, il, stream);
+  llm_cuda_attention_decode_at (douta, dqkv_a, dka, dva, LLM_DTYPE_F16,
+      dcount, n_ctx, nh, nkv, hd, kv_dim, scale, 0, dscratch_a, stream);
+  fail_unless (llm_cuda_attention_decode_rope_at (doutb, dqkv_b, dkb, dvb,
+          LLM_DTYPE_F16, dcount, n_ctx, nh, nkv, hd, kv_dim, scale, 0, theta,
+          il, dscratch_b, stream), "%s: declined", what);
+  to_host (oa, douta, q_dim * sizeof (float));
+  to_host (ob, doutb, q_dim * sizeof (float));
+  to_host (ka, dka, bytes);
+  to_host (va, dva, bytes);
+  to_host (kb, dkb, bytes);
+  to_host (vb, dvb, bytes);
+  to_host (qkv_b, dqkv_b, len * sizeof (float));
+
+  e = rel_l2 (ob, oa, q_dim);
+  fail_unless (e <= 1e-5, "%s: output relative L2 %g from the unfused "
+      "kernels", what, e);
+  fail_unless (memcmp (qkv_b, qkv, len * sizeof (float)) == 0,
+      "%s: q|k|v changed", what);
+  fail_unless (memcmp (vb, va, bytes) == 0, "%s: v cache differs", what);
+  fail_unless (memcmp (kb, ka, row * 2) == 0
+      && memcmp (kb + row + kv_dim, ka + row + kv_dim,
+          (cache_n - row - kv_dim) * 2) == 0,
+      "%s: a k cache row other than the new one changed", what);
+  fail_unless (memcmp (ka, kc, row * 2) == 0, "%s: the reference changed "
+      "the cache before the position", what);
+  for (guint i = 0; i < kv_dim; i++) {
+    float x = llm_f16_to_f32 (kb[row + i]), y = llm_f16_to_f32 (ka[row + i]);
+
+    n_diff += kb[row + i] != ka[row + i];
+    /* one F16 ulp at most, where the two rotations round differently */
+    fail_unless (fabsf (x - y) <= 1e-3f * MAX (1.0f, fabsf (y)),
+        "%s: new k element %u is %g, not %g", what, i, x, y);
+  }
+
+  llm_cuda_free (dqkv_a);
+  llm_cuda_free (dqkv_b);
+  llm_cuda_free (dka);
+  llm_cuda_free (dva);
+  llm_cuda_free (dkb);
+  llm_cuda_free (dvb);
+  llm_cuda_free (douta);
+  llm_cuda_free (doutb);
+  return n_diff;
+}
+
+GST_START_TEST (test_attention_decode_rope_at)
+{
+  static const struct
+  {
+    guint nh, nkv, hd;
+    float theta;
+  } cases[] = {
+    {32, 8, 128, 500000.0f},    /* Llama-3-8B */
+    {8, 1, 64, 10000.0f},       /* 8 query heads a KV head */
+    {6, 3, 256, 10000.0f},      /* groups of 2, widest heads */
+  };
+  static const gint32 counts[] = { 1, 2, 128, 129, 1000, 4100 };
+  const guint n_ctx = 4100;
+  gint32 *dcount = dev_from (NULL, sizeof (gint32));
+  gint32 *dpos = dev_from (NULL, sizeof (gint32));
+  gsize n_diff = 0, n_checked = 0;
+
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
+    gsize sb = llm_cuda_attention_decode_at_scratch_bytes (cases[c].nh,
+        cases[c].hd, n_ctx);
+    /* one scratch for every count, as the decode step keeps it */
+    float *sa = dev_zeroed (sb), *sbuf = dev_zeroed (sb);
+
+    for (guint il = 0; il < 2; il++)
+      for (guint p = 0; p < G_N_ELEMENTS (counts); p++) {
+        n_diff += check_attention_rope (cases[c].nh, cases[c].nkv,
+            cases[c].hd, n_ctx, cases[c].theta, il, counts[p], dcount, dpos,
+            sa, sbuf);
+        n_checked += cases[c].nkv * cases[c].hd;
+      }
+    llm_cuda_free (sa);
+    llm_cuda_free (sbuf);
+  }
+  g_print ("attention_decode_rope_at: %" G_GSIZE_FORMAT " of %"
+      G_GSIZE_FORMAT " new k elements not bit-identical to "
+      "rope_kv_store_at's\n", n_diff, n_checked);
+
+  /* what it does not take: an F32 cache, heads of 8 */
+  {
+    float *d = dev_zeroed (1 << 20);
+
+    fail_if (llm_cuda_attention_decode_rope_at (d, d, d, d, LLM_DTYPE_F32,
+            dcount, 16, 8, 4, 128, 512, 1.0f, 0, 10000.0f, FALSE, d, stream),
+        "an F32 cache was taken");
+    fail_if (llm_cuda_attention_decode_rope_at (d, d, d, d, LLM_DTYPE_F16,
+            dcount, 16, 8, 4, 8, 32, 1.0f, 0, 10000.0f, FALSE, d, stream),
+        "heads of 8 were taken");
+    llm_cuda_free (d);
+  }
+  llm_cuda_free (dcount);
+  llm_cuda_free (dpos);
+}
+
+GST_END_TEST;
+
 static Suite *
 cuda_fused_suite (void)
 {
@@ -828,6 +987,7 @@ cuda_fused_suite (void)
   tcase_set_timeout (tc, 300);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_matvec_rmsnorm);
+  tcase_add_test (tc, test_attention_decode_rope_at);
   tcase_add_test (tc, test_matvec_rmsnorm_swiglu);
   tcase_add_test (tc, test_matvec_rmsnorm_swiglu_declines);
   tcase_add_test (tc, test_matvec_swiglu_add);

@@ -589,7 +589,7 @@ GST_START_TEST (test_attention_decode)
       dk = dev_from (f16 ? (gpointer) k16 : (gpointer) k, nkvf * es);
       dv = dev_from (f16 ? (gpointer) v16 : (gpointer) v, nkvf * es);
       dout = dev_alloc (qn * sizeof (float));
-      dscratch = dev_alloc (llm_cuda_attention_decode_scratch_bytes (nh, hd));
+      dscratch = dev_zeroed (llm_cuda_attention_decode_scratch_bytes (nh, hd));
       llm_cuda_attention_decode (dout, dq, dk, dv, kv_types[kt], np, nh, nkv,
           hd, stride, dscratch, stream);
       to_host (got, dout, qn * sizeof (float));

@@ -500,6 +500,13 @@ bench_dtype (const LlmBackend * be, gint index, const Arch * arch,
       be->kv_truncate (r.kv, depth);
       t[j] = time_decode (&r, first, k, NULL, NULL);
     }
+    if (g_getenv ("LLMASOS_BENCH_PROFILE") != NULL) {
+      /* one more step, alone in the profiler's range (ncu
+       * --profile-from-start off) */
+      llm_cuda_profiler_range (TRUE);
+      time_decode (&r, first, 1, NULL, NULL);
+      llm_cuda_profiler_range (FALSE);
+    }
     sec = median (t, opt_repeat);
     tps = 1 / sec;
     g_print ("  decode at depth %5u: %8.1f tokens/s  %7.3f ms/token  "
