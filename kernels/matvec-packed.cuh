@@ -450,6 +450,23 @@ matvec_packed_long_kernel (float *__restrict__ out,
   }
 }
 
+/* At most this many blocks of the persistent grid a multiprocessor:
+ * LLMASOS_CUDA_PK_BLOCKS_PER_SM, for measuring (each block reads and
+ * rounds all of x, so fewer blocks read less of it); unset, as many as
+ * fit. */
+static inline unsigned int
+packed_blocks_per_sm_cap (void)
+{
+  static int cap = -1;
+
+  if (cap < 0) {
+    const char *env = g_getenv ("LLMASOS_CUDA_PK_BLOCKS_PER_SM");
+
+    cap = env ? CLAMP (atoi (env), 1, 64) : 64;
+  }
+  return (unsigned int) cap;
+}
+
 /* One NX: a persistent grid of as many blocks as fit at once, or the long
  * kernel when x does not fit in shared memory (none with a prologue:
  * FALSE, nothing launched). */
@@ -489,6 +506,7 @@ matvec_packed_launch_nx (float *out, const void *packed, const float *x,
   /* 1 KiB of shared memory a block is the system's */
   per_sm = MIN ((unsigned int) per_sm_threads,
       (unsigned int) (smem_sm / (smem + 1024)));
+  per_sm = MIN (per_sm, packed_blocks_per_sm_cap ());
   grid = MIN (div_up (rows, PK_WARPS), MAX (per_sm, 1u) * llm_cuda_n_sm ());
   pdl_launch (matvec_packed_kernel<T, NX, PRO>, grid, PK_THREADS, smem, s,
       out, packed, x, rows, cols, add, p, xpre);
