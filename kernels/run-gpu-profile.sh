@@ -30,3 +30,29 @@ for dt in ${@:-f16 q4_0}; do
     echo "$dt $f: rc $? $(grep -c gpu__time_duration "$out/ncu-$dt-$f.csv" 2>/dev/null) kernels"
   done
 done
+# Per kernel name: launches, total and mean µs, share of the step.
+for f in "$out"/ncu-*.csv; do
+  [ -s "$f" ] || continue
+  python3 - "$f" >"${f%.csv}.summary.txt" <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+if not rows:
+    sys.exit(0)
+head = rows[0]
+ki, vi = head.index("Kernel Name"), head.index("Metric Value")
+tot = collections.defaultdict(float)
+cnt = collections.Counter()
+for r in rows[1:]:
+    try:
+        v = float(r[vi].replace(",", ""))
+    except ValueError:
+        continue
+    tot[r[ki]] += v / 1e3
+    cnt[r[ki]] += 1
+s = sum(tot.values())
+print("%d kernels, %.1f us in all (one at a time)" % (sum(cnt.values()), s))
+for k in sorted(tot, key=tot.get, reverse=True):
+    print("%8.1f us %5.1f%% %4d x %7.2f us  %s" % (tot[k], 100 * tot[k] / s,
+          cnt[k], tot[k] / cnt[k], k[:150]))
+PY
+done

@@ -2,8 +2,9 @@
 # run-gpu-session.sh - one device call's worth of checks and timings of
 # the decode step (2026-12-06): the GPU tests the change touches, decode
 # of the Llama-3-8B shape at depth 128 for several LLMASOS_CUDA_FUSE sets,
-# prefill of 2048 tokens in passes of 512 and 2048, then the Nsight
-# Compute profile of one decode step (run-gpu-profile.sh).
+# and prefill of 2048 tokens in passes of 512 and 2048.
+# kernels/run-gpu-final.sh, on the same machine next, picks the fastest
+# sets from OUT/fuse.txt (copied to /tmp/llmasos-fuse.txt).
 #
 #   source .gpu/enter.sh && kernels/run-gpu-session.sh .gpu/BUILD OUT
 # SPDX-License-Identifier: LGPL-2.1-or-later
@@ -33,11 +34,10 @@ decode () {                     # fusions, dtypes
     LLMASOS_CUDA_PK_BLOCKS_PER_SM=$n decode none q4_0,q8_0
   done
 } >"$out/fuse.txt" 2>&1
+cp "$out/fuse.txt" /tmp/llmasos-fuse.txt  # for run-gpu-final.sh, same machine
 for pb in 512 2048; do
   echo "== LLMASOS_CUDA_PREFILL_BLOCK=$pb"
   LLMASOS_CUDA_PREFILL_BLOCK=$pb timeout -k 5 90 "$bench" --arch llama3-8b \
     --dtype f16,q4_0 --prefill 2048 --decode-depth 0 --repeat 3 2>&1 |
     grep -E "prefill +[0-9]|rror"
 done >"$out/prefill.txt" 2>&1
-PROFILE_FUSE=${PROFILE_FUSE:-none all} kernels/run-gpu-profile.sh "$b" "$out" \
-  ${PROFILE_DTYPES:-f16 q4_0} >"$out/profile.txt" 2>&1
