@@ -478,6 +478,27 @@ load_query (float *x, const float *q, unsigned int h, unsigned int dl,
   }
 }
 
+/* The G query heads of KV head group @h0 .. (lane @dl's eight elements
+ * each), times @scale and log2(e). */
+template <unsigned int D, unsigned int G>
+static __device__ __forceinline__ void
+load_queries (float (*qf)[8], const float *q, unsigned int h0,
+    unsigned int dl, unsigned int group, float scale, const DecodeRope & rope,
+    const float (*cs)[D / 2])
+{
+  float f = scale * 1.4426950408889634f;
+
+#pragma unroll
+  for (unsigned int h = 0; h < G; h++) {
+    float x[8];
+
+    load_query<D> (x, q, h0 + h, dl, h < group, rope, cs);
+#pragma unroll
+    for (unsigned int j = 0; j < 8; j++)
+      qf[h][j] = x[j] * f;
+  }
+}
+
 /* Row @pos of KV head @kvh in the F16 caches: the new key, rotated, and
  * the new value, as rope_kv_store.cu writes them. */
 template <unsigned int D>
@@ -507,16 +528,17 @@ store_new_kv (__half * k, __half * v, const DecodeRope & rope,
  * next launch), so that no second kernel is launched: each block's
  * partial output and its maximum (log2 units) and sum are in @part_o /
  * @part_ml; the last one rescales them to the common maximum and divides
- * by the total. Reads of the other blocks' partials go to L2 (__ldcg). */
+ * by the total. Reads of the other blocks' partials go to L2 (__ldcg).
+ * @wt: G x ATT_MAX_SPLITS floats of shared memory, for the weights
+ * (weight / total) of the chunks. */
 template <unsigned int D, unsigned int G>
 static __device__ void
 merge_in_last_block (float *__restrict__ out, const float *part_o,
     const float *part_ml, unsigned int *done, unsigned int kvh,
     unsigned int h0, unsigned int group, unsigned int n_splits,
-    unsigned int n_used)
+    unsigned int n_used, float (*wt)[ATT_MAX_SPLITS])
 {
   __shared__ bool last;
-  __shared__ float wt[G][ATT_MAX_SPLITS];       /* weight / total */
   unsigned int warp = threadIdx.x / LLM_CUDA_WARP;
   unsigned int lane = threadIdx.x % LLM_CUDA_WARP;
 
@@ -612,31 +634,13 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
   __shared__ float rope_cs[2][D / 2];   /* cos, sin of each pair's angle */
 
   grid_dep_wait ();
+  /* The queries, pre-scaled so that exp2 gives the softmax: loaded while
+   * the count is, or, when the kernel does the RoPE, rotated once the
+   * position is known. */
+  if (rope.theta <= 0.0f)
+    load_queries<D, G> (qf, q, h0, dl, group, scale, rope, rope_cs);
   decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, FAST_MIN_SPLIT,
       FAST_ROUND, &lo, &hi, &split_len);
-  if (rope.theta > 0.0f && hi > 0) {
-    /* the new token's position is the last one seen */
-    for (unsigned int i = threadIdx.x; i < D / 2; i += FAST_THREADS)
-      rope_angle_cs (i, D, hi - 1, rope.theta, &rope_cs[0][i],
-          &rope_cs[1][i]);
-    __syncthreads ();
-  }
-  /* The queries (rotated here when the kernel does the RoPE), pre-scaled
-   * so that exp2 gives the softmax. */
-#pragma unroll
-  for (unsigned int h = 0; h < G; h++) {
-    float f = scale * 1.4426950408889634f;
-    float x[8];
-
-    load_query<D> (x, q, h0 + h, dl, h < group, rope, rope_cs);
-#pragma unroll
-    for (unsigned int j = 0; j < 8; j++) {
-      qf[h][j] = x[j] * f;
-      o[h][j] = 0.0f;
-    }
-    m[h] = NEG;
-    l[h] = 0.0f;
-  }
   p_begin = lo + split * split_len;
   if (p_begin >= hi) {
     /* past the context; with nothing to attend to (a count of 0), zeros,
@@ -645,6 +649,22 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
       for (unsigned int i = threadIdx.x; i < group * D; i += FAST_THREADS)
         out[(size_t) h0 * D + i] = 0.0f;
     return;
+  }
+  if (rope.theta > 0.0f) {
+    /* the new token's position is the last one seen */
+    for (unsigned int i = threadIdx.x; i < D / 2; i += FAST_THREADS)
+      rope_angle_cs (i, D, hi - 1, rope.theta, &rope_cs[0][i],
+          &rope_cs[1][i]);
+    __syncthreads ();
+    load_queries<D, G> (qf, q, h0, dl, group, scale, rope, rope_cs);
+  }
+#pragma unroll
+  for (unsigned int h = 0; h < G; h++) {
+#pragma unroll
+    for (unsigned int j = 0; j < 8; j++)
+      o[h][j] = 0.0f;
+    m[h] = NEG;
+    l[h] = 0.0f;
   }
   p_end = min (hi, p_begin + split_len);
   n_steps = (p_end - p_begin + STEP - 1) / STEP;
@@ -841,9 +861,9 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
       }
     }
   }
-  if (n_used > 1)
+  if (n_used > 1)                /* (the ring is free again) */
     merge_in_last_block<D, G> (out, part_o, part_ml, done, kvh, h0, group,
-        n_splits, n_used);
+        n_splits, n_used, (float (*)[ATT_MAX_SPLITS]) ring);
 }
 
 /* Pass 2 after the general pass 1, whose chunks can be many (up to
@@ -1010,9 +1030,10 @@ launch_f16 (float *out, float *part_o, float *part_ml, unsigned int *done,
       * sizeof (float);
   size_t smem = MAX (ring, merge);
 
-  if (smem > 48 * 1024)
-    cudaFuncSetAttribute (attention_decode_f16<D, G>,
-        cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem);
+  /* (always: the kernel's own shared memory, with a ring of 48 KiB, goes
+   * past the 48 KiB a block gets without asking) */
+  cudaFuncSetAttribute (attention_decode_f16<D, G>,
+      cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem);
   launch_pdl (attention_decode_f16<D, G>, dim3 (n_kv_heads, n_splits),
       FAST_THREADS, smem, s, out, part_o, part_ml, done, q, (void *) k,
       (void *) v, n_pos_dev, n_pos, max_pos, group, kv_stride, scale, window,
