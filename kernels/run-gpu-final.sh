@@ -41,8 +41,12 @@ timeout -k 5 30 "$bench" --arch tiny --dtype f16 --write-gguf /tmp/tiny-f16.gguf
 LLMASOS_CUDA_FUSE=$f16 timeout -k 5 90 "$bench" --arch tiny --dtype f16 \
   --pipeline /tmp/tiny-f16.gguf --decode-tokens 128 --repeat 7 2>&1 |
   grep -v '\.\.\.$' >"$out/pipeline.txt"
-{
-  PROFILE_FUSE="$f16" timeout -k 5 100 kernels/run-gpu-profile.sh "$b" "$out" f16
-  PROFILE_FUSE="$quant" timeout -k 5 100 kernels/run-gpu-profile.sh "$b" "$out" q4_0
-  [ "$f16" = none ] || PROFILE_FUSE=none timeout -k 5 100 kernels/run-gpu-profile.sh "$b" "$out" f16
-} >"$out/profile.txt" 2>&1
+# the profiles: PROFILE (default "f16 q4_0 f16-none"): f16 and q4_0 with
+# their sets, f16-none unfused
+for p in ${PROFILE:-f16 q4_0 f16-none}; do
+  case $p in
+    f16) PROFILE_FUSE="$f16" timeout -k 5 100 kernels/run-gpu-profile.sh "$b" "$out" f16 ;;
+    q4_0) PROFILE_FUSE="$quant" timeout -k 5 100 kernels/run-gpu-profile.sh "$b" "$out" q4_0 ;;
+    f16-none) [ "$f16" = none ] || PROFILE_FUSE=none timeout -k 5 100 kernels/run-gpu-profile.sh "$b" "$out" f16 ;;
+  esac
+done >"$out/profile.txt" 2>&1

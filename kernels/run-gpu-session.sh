@@ -18,8 +18,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.
 kernels/run-gpu-tests.sh "$b" "$out/t" ${TESTS:-test-cuda-attention \
   test-kernels-cuda test-cuda-fused test-cuda-forward test-cuda-context} \
   >"$out/tests.txt" 2>&1
-LLMASOS_CUDA_FUSE=all kernels/run-gpu-tests.sh "$b" "$out/t-all" \
-  test-cuda-forward >>"$out/tests.txt" 2>&1
+[ "${FORWARD_ALL:-1}" = 0 ] || LLMASOS_CUDA_FUSE=all \
+  kernels/run-gpu-tests.sh "$b" "$out/t-all" test-cuda-forward \
+  >>"$out/tests.txt" 2>&1
 decode () {                     # fusions, dtypes
   echo "== LLMASOS_CUDA_FUSE=$1 $2"
   LLMASOS_CUDA_FUSE=$1 timeout -k 5 60 "$bench" --arch llama3-8b --dtype "$2" \
