@@ -36,11 +36,13 @@ LLMASOS_CUDA_FUSE=$quant timeout -k 5 150 "$bench" --arch llama3-8b \
   --dtype q8_0,q4_0 --prefill 512,2048 --decode-depth 128,4096 \
   --decode-tokens 64 --repeat 3 --json "$out/bench-q.json" 2>&1 |
   grep -v '\.\.\.$' >"$out/bench-q.txt"
-timeout -k 5 30 "$bench" --arch tiny --dtype f16 --write-gguf /tmp/tiny-f16.gguf \
-  >/dev/null 2>&1
-LLMASOS_CUDA_FUSE=$f16 timeout -k 5 90 "$bench" --arch tiny --dtype f16 \
-  --pipeline /tmp/tiny-f16.gguf --decode-tokens 128 --repeat 7 2>&1 |
-  grep -v '\.\.\.$' >"$out/pipeline.txt"
+if [ "${PIPELINE:-1}" != 0 ]; then
+  timeout -k 5 30 "$bench" --arch tiny --dtype f16 \
+    --write-gguf /tmp/tiny-f16.gguf >/dev/null 2>&1
+  LLMASOS_CUDA_FUSE=$f16 timeout -k 5 90 "$bench" --arch tiny --dtype f16 \
+    --pipeline /tmp/tiny-f16.gguf --decode-tokens 128 --repeat 7 2>&1 |
+    grep -v '\.\.\.$' >"$out/pipeline.txt"
+fi
 # the profiles: PROFILE (default "f16 q4_0 f16-none"): f16 and q4_0 with
 # their sets, f16-none unfused
 for p in ${PROFILE:-f16 q4_0 f16-none}; do
