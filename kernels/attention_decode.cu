@@ -13,9 +13,10 @@
  * dimension, ATT_V_UNROLL positions loaded at once). It writes its
  * unnormalised output, maximum and sum; when the context fits in one chunk
  * it writes the normalised output itself.
- * Pass 2 (attention_decode_merge_many): one block per query head rescales
- * the chunks to the common maximum and divides by the total sum (nothing
- * to do for a single chunk).
+ * Pass 2 (attention_decode_merge_many, attention_decode_merge after the
+ * fast path): one block per query head rescales the chunks to the common
+ * maximum and divides by the total sum (nothing to do for a single
+ * chunk).
  *
  * The number of chunks is chosen so that n_kv_heads x chunks is a few
  * blocks per multiprocessor: a single sequence then fills the GPU even with
@@ -26,10 +27,12 @@
  * each key and value read once with 16-byte loads, streamed through shared
  * memory by cp.async, FAST_STAGES - 1 steps ahead; chunks of at least
  * FAST_MIN_SPLIT positions, about FAST_BLOCKS_PER_SM blocks a
- * multiprocessor, and no second kernel: the last block of a KV head to
- * finish merges its chunks (merge_in_last_block; the count of finished
- * blocks lives at the start of the scratch, which must be zeroed once,
- * and is set back to 0 by that block). Timings before that change: Llama-3-8B shape on an H100 (32/8 heads x 128, F16, grid
+ * multiprocessor. Called with the RoPE (llm_cuda_attention_decode_rope_at)
+ * it rotates q and the new k, appends k and v to the cache, and needs no
+ * second kernel: the last block of a KV head to finish merges its chunks
+ * (merge_in_last_block; the count of finished blocks lives at the start
+ * of the scratch, which must be zeroed once, and is set back to 0 by that
+ * block). Timings of the two-kernel path: Llama-3-8B shape on an H100 (32/8 heads x 128, F16, grid
  * for 8192 positions, 32 layers replayed from a CUDA graph, both passes):
  * 5.4 us at 128 positions, 12.8 at 4096 (1.3 TB/s), 18.8 at 8192; the
  * previous kernel (2-byte loads, each query head re-reading its keys and
@@ -74,6 +77,7 @@
  * 37.3 us rather than 51.5, with ATT_V_UNROLL 16 rather than 8). */
 #define ATT_BLOCKS_PER_SM 8
 #define MERGE_THREADS 256
+#define MERGE_BATCH 16          /* partial outputs a thread loads at once */
 
 #ifndef FAST_THREADS
 #define FAST_THREADS 256
@@ -855,13 +859,16 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
       else {
         part_o[((size_t) (h0 + h) * n_splits + split) * D + d] = acc;
         if (d == 0) {
-          part_ml[((size_t) (h0 + h) * n_splits + split) * 2] = mx;
+          /* the maximum in log2 units for merge_in_last_block, natural
+           * ones for attention_decode_merge */
+          part_ml[((size_t) (h0 + h) * n_splits + split) * 2] =
+              done != NULL ? mx : mx * 0.6931471805599453f;
           part_ml[((size_t) (h0 + h) * n_splits + split) * 2 + 1] = sum;
         }
       }
     }
   }
-  if (n_used > 1)                /* (the ring is free again) */
+  if (n_used > 1 && done != NULL)        /* (the ring is free again) */
     merge_in_last_block<D, G> (out, part_o, part_ml, done, kvh, h0, group,
         n_splits, n_used, (float (*)[ATT_MAX_SPLITS]) ring);
 }
@@ -946,6 +953,87 @@ attention_decode_merge_many (float *__restrict__ out,
       out[(size_t) h * head_dim + d] = o * inv_total;
     }
     __syncthreads ();
+  }
+}
+
+/* Pass 2 after the fast pass 1 (at most about 2 x multiprocessors / KV
+ * heads chunks). Grid: n_heads blocks of MERGE_THREADS. Only the chunks
+ * that pass 1 filled are read (none when there was a single one: pass 1
+ * wrote @out). A thread sums one dimension over every n_sg-th chunk; its first
+ * MERGE_BATCH partial outputs are loaded together with the maxima and sums,
+ * so that a merge of up to MERGE_BATCH x n_sg chunks costs one round trip
+ * to memory. */
+static_assert (ATT_MAX_HEAD_DIM <= MERGE_THREADS, "a thread a dimension");
+
+static __global__ void __launch_bounds__ (MERGE_THREADS)
+attention_decode_merge (float *__restrict__ out,
+    const float *__restrict__ part_o, const float *__restrict__ part_ml,
+    const gint32 * __restrict__ n_pos_dev, unsigned int n_pos,
+    unsigned int max_pos, unsigned int window, unsigned int n_splits,
+    unsigned int min_split, unsigned int gran, unsigned int head_dim)
+{
+  __shared__ float ms[ATT_MAX_SPLITS];          /* maxima, then weights */
+  __shared__ float ls[ATT_MAX_SPLITS];
+  __shared__ float red[MERGE_THREADS];
+  unsigned int h = blockIdx.x;
+  const float *ml = part_ml + (size_t) h * n_splits * 2;
+  const float *po = part_o + (size_t) h * n_splits * head_dim;
+  unsigned int lo, hi, split_len, n_used;
+  unsigned int n_sg = MERGE_THREADS / head_dim;
+  unsigned int sg = threadIdx.x / head_dim, dl = threadIdx.x % head_dim;
+  bool active = sg < n_sg;
+  float pv[MERGE_BATCH], mx = -INFINITY, total = 0.0f, acc = 0.0f;
+
+  grid_dep_wait ();
+  decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, min_split, gran,
+      &lo, &hi, &split_len);
+  n_used = (hi - lo + split_len - 1) / split_len;
+  grid_dep_launch ();
+  if (n_used == 1)
+    return;
+  if (n_used == 0) {
+    /* Nothing to attend to (a count of 0): zeros, not NaNs. */
+    for (unsigned int d = threadIdx.x; d < head_dim; d += MERGE_THREADS)
+      out[(size_t) h * head_dim + d] = 0.0f;
+    return;
+  }
+
+#pragma unroll
+  for (unsigned int b = 0; b < MERGE_BATCH; b++) {
+    unsigned int s = sg + b * n_sg;
+
+    pv[b] = active && s < n_used ? po[(size_t) s * head_dim + dl] : 0.0f;
+  }
+  for (unsigned int s = threadIdx.x; s < n_used; s += MERGE_THREADS) {
+    ms[s] = ml[2 * s];
+    ls[s] = ml[2 * s + 1];
+  }
+  __syncthreads ();
+  for (unsigned int s = 0; s < n_used; s++)
+    mx = fmaxf (mx, ms[s]);
+  __syncthreads ();
+  for (unsigned int s = threadIdx.x; s < n_used; s += MERGE_THREADS)
+    ms[s] = expf (ms[s] - mx);
+  __syncthreads ();
+  for (unsigned int s = 0; s < n_used; s++)
+    total += ms[s] * ls[s];
+
+#pragma unroll
+  for (unsigned int b = 0; b < MERGE_BATCH; b++) {
+    unsigned int s = sg + b * n_sg;
+
+    if (s < n_used)
+      acc += ms[s] * pv[b];
+  }
+  if (active)
+    for (unsigned int s = sg + MERGE_BATCH * n_sg; s < n_used; s += n_sg)
+      acc += ms[s] * po[(size_t) s * head_dim + dl];
+  red[threadIdx.x] = acc;
+  __syncthreads ();
+  if (sg == 0) {
+    for (unsigned int g = 1; g < n_sg; g++)
+      acc += red[g * head_dim + dl];
+    out[(size_t) h * head_dim + dl] = acc / total;
   }
 }
 
@@ -1086,8 +1174,10 @@ launch (float *out, const float *q, const void *k, const void *v,
   unsigned int n_splits = fast
       ? splits_for (max_pos, n_kv_heads, FAST_BLOCKS_PER_SM, FAST_MIN_SPLIT)
       : splits_for (max_pos, n_kv_heads, ATT_BLOCKS_PER_SM, ATT_MIN_SPLIT);
-  /* the fast pass's counts of finished chunks, then the partials */
-  unsigned int *done = (unsigned int *) scratch;
+  /* the fast pass's counts of finished chunks (when it merges its chunks
+   * itself: only with the RoPE, llm_cuda_attention_decode_rope_at), then
+   * the partials */
+  unsigned int *done = rope.theta > 0.0f ? (unsigned int *) scratch : NULL;
   float *part_o = scratch + done_floats (n_heads);
   float *part_ml = part_o + (size_t) n_heads * n_splits * head_dim;
 
@@ -1111,12 +1201,15 @@ launch (float *out, const float *q, const void *k, const void *v,
         ATT_THREADS, smem, s, out, part_o, part_ml, q, k, v, n_pos_dev,
         n_pos, max_pos, group, head_dim, kv_stride, scale, window);
   }
-  /* The fast pass merges its chunks itself; the general one makes up to
-   * ATT_MAX_SPLITS chunks, merged by a second kernel. */
-  if (!fast)
-    launch_pdl (attention_decode_merge_many, dim3 (n_heads), MERGE_THREADS,
-        0, s, out, part_o, part_ml, n_pos_dev, n_pos, max_pos, window,
-        n_splits, min_split, 16u, head_dim);
+  /* Pass 2, unless the fast pass merged its chunks itself. The general
+   * pass 1 makes up to ATT_MAX_SPLITS chunks, which the batched merge
+   * would walk one load at a time (F32 cache, 4096 positions: 39 us
+   * rather than 29). */
+  if (!fast || done == NULL)
+    launch_pdl (fast ? attention_decode_merge : attention_decode_merge_many,
+        dim3 (n_heads), MERGE_THREADS, 0, s, out, part_o, part_ml,
+        n_pos_dev, n_pos, max_pos, window, n_splits, min_split,
+        fast ? FAST_ROUND : 16u, head_dim);
 }
 
 static gboolean

@@ -315,9 +315,8 @@ void llm_cuda_matrix_dequantize_f16 (guint16 * dst, const void *packed,
  * zeroed before its first use (llm_cuda_memset) and left for the next
  * call as the kernels leave it (they keep counts in it).
  * The positions are split into chunks that run in parallel (flash-decoding)
- * and the chunks' partial softmaxes are merged (by the last block of a KV
- * head to finish, or by a second pass), so that a single sequence fills
- * the GPU. */
+ * and a second pass merges the chunks' partial softmaxes, so that a single
+ * sequence fills the GPU. */
 void llm_cuda_attention_decode (float *out, const float *q, const void *k,
     const void *v, LlmDType kv_dtype, guint n_pos, guint n_heads,
     guint n_kv_heads, guint head_dim, size_t kv_stride, float *scratch,
@@ -351,7 +350,9 @@ size_t llm_cuda_attention_decode_at_scratch_bytes (guint n_heads,
  * and v written at that position of the caches. Only the F16 cache's fast
  * path does this (head_dim 64, 128 or 256, up to 8 query heads a KV head,
  * 16-byte aligned): FALSE, nothing launched, for anything else. @qkv
- * itself is not changed. */
+ * itself is not changed. The chunks are merged by the last block of each
+ * KV head to finish, so no second kernel runs: @scratch keeps a count per
+ * KV head between calls (zeroed once before the first). */
 gboolean llm_cuda_attention_decode_rope_at (float *out, const float *qkv,
     void *k_cache, void *v_cache, LlmDType kv_dtype,
     const gint32 * n_pos_device, guint max_pos, guint n_heads,
