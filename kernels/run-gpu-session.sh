@@ -30,7 +30,7 @@ decode () {                     # fusions, dtypes
 {
   for f in ${F16_SETS:-none att norm swiglu norm,swiglu,att all}; do decode $f f16; done
   for f in ${QUANT_SETS:-none att norm,swiglu,att all}; do decode $f q4_0,q8_0; done
-  for n in ${PK_CAPS:-1 2}; do
+  for n in ${PK_CAPS-1 2}; do
     echo "(LLMASOS_CUDA_PK_BLOCKS_PER_SM=$n)"
     LLMASOS_CUDA_PK_BLOCKS_PER_SM=$n decode none q4_0,q8_0
   done
