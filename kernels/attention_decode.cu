@@ -62,6 +62,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "llm-cuda-private.cuh"
+#include "rope-angle.cuh"
 
 #define ATT_THREADS 128
 #define ATT_WARPS (ATT_THREADS / LLM_CUDA_WARP)
@@ -401,22 +402,6 @@ typedef struct
   float theta;
   bool interleaved;
 } DecodeRope;
-
-/* cos and sin of pair @i's angle at @pos, as rope-angle.cuh computes
- * them. */
-static __device__ __forceinline__ void
-rope_angle_cs (unsigned int i, unsigned int head_dim, unsigned int pos,
-    float theta, float *c, float *s)
-{
-  float inv_freq = 1.0f / (float) pow ((double) theta,
-      (double) ((float) (2 * i) / (float) head_dim));
-  float angle = inv_freq * (float) pos;
-  double sd, cd;
-
-  sincos ((double) angle, &sd, &cd);
-  *c = (float) cd;
-  *s = (float) sd;
-}
 
 /* Eight floats from 16-byte aligned @p. */
 static __device__ __forceinline__ void
@@ -1118,8 +1103,9 @@ launch_f16 (float *out, float *part_o, float *part_ml, unsigned int *done,
       * sizeof (float);
   size_t smem = MAX (ring, merge);
 
-  /* (always: the kernel's own shared memory, with a ring of 48 KiB, goes
-   * past the 48 KiB a block gets without asking) */
+  /* (every launch, whatever the size, for the device that is current: the
+   * kernel's own shared memory with a ring of 48 KiB goes past the 48 KiB
+   * a block gets without asking; graphs replay without calling it) */
   cudaFuncSetAttribute (attention_decode_f16<D, G>,
       cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem);
   launch_pdl (attention_decode_f16<D, G>, dim3 (n_kv_heads, n_splits),
@@ -1284,7 +1270,7 @@ llm_cuda_attention_decode_rope_at (float *out, const float *qkv,
   g_return_val_if_fail (n_pos_device != NULL && max_pos > 0, FALSE);
   g_return_val_if_fail (theta > 0.0f, FALSE);
   if (!fast_ok (kv_dtype, qkv, k_cache, v_cache, n_heads / n_kv_heads,
-          head_dim, kv_stride) || (n_heads * head_dim) % 4 != 0)
+          head_dim, kv_stride))
     return FALSE;
   llm_cuda_use_device ();
   rope.kv_new = qkv + (size_t) n_heads * head_dim;

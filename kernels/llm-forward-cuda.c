@@ -403,6 +403,42 @@ decode_matvec (LlmCudaCompute * c, float *out, const LlmCudaMatrix * m,
     llm_cuda_matvec_packed (out, m->data, m->dtype, x, m->rows, m->cols, s);
 }
 
+/* The decode step's attention of the token in c->qkv at the position in
+ * c->step: its RoPE, its k and v appended to the cache, attention over
+ * the cache into c->att; in one kernel (FUSE_ATT, where the attention
+ * kernel takes the shape), two (FUSE_ROPE) or four. */
+static void
+decode_attention (LlmCudaCompute * c, void *kc, void *vc, LlmDType kv_dtype,
+    guint n_ctx)
+{
+  const LlmHParams *hp = &c->hp;
+  LlmCudaStream *s = c->stream;
+  gboolean interleaved = hp->rope_style == LLM_ROPE_INTERLEAVED;
+  float *k = c->qkv + c->q_dim;
+
+  if ((c->fuse & FUSE_ATT) &&
+      llm_cuda_attention_decode_rope_at (c->att, c->qkv, kc, vc, kv_dtype,
+          c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+          c->kv_dim, c->scale, 0, hp->rope_theta, interleaved,
+          c->att_scratch, s))
+    return;
+  if (c->fuse & FUSE_ROPE) {
+    llm_cuda_rope_kv_store_at (c->qkv, hp->n_heads, hp->n_kv_heads,
+        hp->head_dim, kc, vc, kv_dtype, c->step + 1, hp->rope_theta,
+        interleaved, s);
+  } else {
+    /* q's heads and k's are adjacent in a row: one rotation for both */
+    llm_cuda_rope_apply_at (c->qkv, 1, c->qkv_dim,
+        hp->n_heads + hp->n_kv_heads, hp->head_dim, c->step + 1,
+        hp->rope_theta, interleaved, s);
+    llm_cuda_kv_store (kc, vc, kv_dtype, k, k + c->kv_dim, c->qkv_dim, 1,
+        c->kv_dim, 0, c->step + 1, s);
+  }
+  llm_cuda_attention_decode_at (c->att, c->qkv, kc, vc, kv_dtype,
+      c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+      c->kv_dim, c->scale, 0, c->att_scratch, s);
+}
+
 /* One decode layer in the fused kernels where they apply (llm-cuda.h):
  * rmsnorm into the wqkv and gate|up matvecs (or into the rounding of x
  * for Q8_0 / Q4_0), RoPE and the cache append in one kernel, the SwiGLU
@@ -416,31 +452,8 @@ decode_layer_fused (LlmCudaCompute * c, const LlmCudaLayer * L, void *kc,
   LlmCudaStream *s = c->stream;
   const LlmCudaMatrix *gu = &L->w_gate_up;
 
-  gboolean interleaved = hp->rope_style == LLM_ROPE_INTERLEAVED;
-
   decode_matvec (c, c->qkv, &L->wqkv, c->x, &L->attn_norm, FALSE, FALSE);
-  if (!(c->fuse & FUSE_ATT) ||
-      !llm_cuda_attention_decode_rope_at (c->att, c->qkv, kc, vc, kv_dtype,
-          c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
-          c->kv_dim, c->scale, 0, hp->rope_theta, interleaved,
-          c->att_scratch, s)) {
-    if (c->fuse & FUSE_ROPE) {
-      llm_cuda_rope_kv_store_at (c->qkv, hp->n_heads, hp->n_kv_heads,
-          hp->head_dim, kc, vc, kv_dtype, c->step + 1, hp->rope_theta,
-          interleaved, s);
-    } else {
-      float *k = c->qkv + c->q_dim;
-
-      llm_cuda_rope_apply_at (c->qkv, 1, c->qkv_dim,
-          hp->n_heads + hp->n_kv_heads, hp->head_dim, c->step + 1,
-          hp->rope_theta, interleaved, s);
-      llm_cuda_kv_store (kc, vc, kv_dtype, k, k + c->kv_dim, c->qkv_dim, 1,
-          c->kv_dim, 0, c->step + 1, s);
-    }
-    llm_cuda_attention_decode_at (c->att, c->qkv, kc, vc, kv_dtype,
-        c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
-        c->kv_dim, c->scale, 0, c->att_scratch, s);
-  }
+  decode_attention (c, kc, vc, kv_dtype, n_ctx);
   decode_matvec (c, c->x, &L->wo, c->att, NULL, FALSE, TRUE);
 
   if (!is_quant (gu->dtype) && (c->fuse & FUSE_SWIGLU)) {
@@ -493,17 +506,10 @@ run_layers (LlmCudaCompute * c, LlmCudaKv * kv, guint n, guint pos0,
         L->attn_norm.dtype, hp->dim, n, hp->rms_eps, s);
     if (!project (c, c->qkv, &L->wqkv, c->xb, n, error))
       return FALSE;
-    /* q's heads and k's are adjacent in a row: one rotation for both */
     if (decode) {
-      llm_cuda_rope_apply_at (c->qkv, 1, c->qkv_dim,
-          hp->n_heads + hp->n_kv_heads, hp->head_dim, c->step + 1,
-          hp->rope_theta, interleaved, s);
-      llm_cuda_kv_store (kc, vc, kv->dtype, k, v, c->qkv_dim, 1, c->kv_dim,
-          0, c->step + 1, s);
-      llm_cuda_attention_decode_at (c->att, c->qkv, kc, vc, kv->dtype,
-          c->step + 2, kv->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
-          c->kv_dim, c->scale, 0, c->att_scratch, s);
+      decode_attention (c, kc, vc, kv->dtype, kv->n_ctx);
     } else {
+      /* q's heads and k's are adjacent in a row: one rotation for both */
       llm_cuda_rope_apply (c->qkv, n, c->qkv_dim,
           hp->n_heads + hp->n_kv_heads, hp->head_dim, pos0, hp->rope_theta,
           interleaved, s);
