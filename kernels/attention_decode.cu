@@ -858,6 +858,25 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
         n_splits, n_used, (float (*)[ATT_MAX_SPLITS]) ring);
 }
 
+/* How many chunks pass 1 filled for query head blockIdx.x; pass 2 has
+ * nothing to do unless that is more than one. With nothing to attend to
+ * (a count of 0) the head's output is written here: zeros, not NaNs. */
+static __device__ unsigned int
+merge_chunks_used (float *out, const gint32 * n_pos_dev, unsigned int n_pos,
+    unsigned int max_pos, unsigned int window, unsigned int n_splits,
+    unsigned int min_split, unsigned int gran, unsigned int head_dim)
+{
+  unsigned int lo, hi, split_len, n_used;
+
+  decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, min_split, gran,
+      &lo, &hi, &split_len);
+  n_used = (hi - lo + split_len - 1) / split_len;
+  if (n_used == 0)
+    for (unsigned int d = threadIdx.x; d < head_dim; d += blockDim.x)
+      out[(size_t) blockIdx.x * head_dim + d] = 0.0f;
+  return n_used;
+}
+
 /* Pass 2 after the general pass 1, whose chunks can be many (up to
  * ATT_MAX_SPLITS of ATT_MIN_SPLIT positions). Grid: n_heads blocks of
  * MERGE_THREADS. Only the chunks that pass 1 filled are read (none when
@@ -876,23 +895,16 @@ attention_decode_merge_many (float *__restrict__ out,
   unsigned int h = blockIdx.x;
   const float *ml = part_ml + (size_t) h * n_splits * 2;
   const float *po = part_o + (size_t) h * n_splits * head_dim;
-  unsigned int lo, hi, split_len, n_used;
+  unsigned int n_used;
   unsigned int dt = min (head_dim, (unsigned int) MERGE_THREADS);
   unsigned int n_sg = MERGE_THREADS / dt;
   unsigned int sg = threadIdx.x / dt, dl = threadIdx.x % dt;
 
   grid_dep_wait ();
-  decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, min_split, gran,
-      &lo, &hi, &split_len);
-  n_used = (hi - lo + split_len - 1) / split_len;
-  if (n_used == 1)
+  n_used = merge_chunks_used (out, n_pos_dev, n_pos, max_pos, window,
+      n_splits, min_split, gran, head_dim);
+  if (n_used <= 1)
     return;
-  if (n_used == 0) {
-    /* Nothing to attend to (a count of 0): zeros, not NaNs. */
-    for (unsigned int d = threadIdx.x; d < head_dim; d += MERGE_THREADS)
-      out[(size_t) h * head_dim + d] = 0.0f;
-    return;
-  }
 
   if (threadIdx.x < LLM_CUDA_WARP) {
     float mx = -INFINITY, total = 0.0f;
@@ -963,25 +975,18 @@ attention_decode_merge (float *__restrict__ out,
   unsigned int h = blockIdx.x;
   const float *ml = part_ml + (size_t) h * n_splits * 2;
   const float *po = part_o + (size_t) h * n_splits * head_dim;
-  unsigned int lo, hi, split_len, n_used;
+  unsigned int n_used;
   unsigned int n_sg = MERGE_THREADS / head_dim;
   unsigned int sg = threadIdx.x / head_dim, dl = threadIdx.x % head_dim;
   bool active = sg < n_sg;
   float pv[MERGE_BATCH], mx = -INFINITY, total = 0.0f, acc = 0.0f;
 
   grid_dep_wait ();
-  decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, min_split, gran,
-      &lo, &hi, &split_len);
-  n_used = (hi - lo + split_len - 1) / split_len;
+  n_used = merge_chunks_used (out, n_pos_dev, n_pos, max_pos, window,
+      n_splits, min_split, gran, head_dim);
   grid_dep_launch ();
-  if (n_used == 1)
+  if (n_used <= 1)
     return;
-  if (n_used == 0) {
-    /* Nothing to attend to (a count of 0): zeros, not NaNs. */
-    for (unsigned int d = threadIdx.x; d < head_dim; d += MERGE_THREADS)
-      out[(size_t) h * head_dim + d] = 0.0f;
-    return;
-  }
 
 #pragma unroll
   for (unsigned int b = 0; b < MERGE_BATCH; b++) {
