@@ -19,9 +19,9 @@ bench=$b/tools/llmasos-bench
 best () {                       # dtype -> the set of its fastest decode
   [ -s /tmp/llmasos-fuse.txt ] || { echo none; return; }
   awk -v want="$1" '
-    /^\(/ { skip = 1 }
+    /^\(LLMASOS_/ { skip = 1 }   # the grid-cap runs; not a scanner warning
     /^== LLMASOS_CUDA_FUSE=/ { split($2, a, "="); set = skip ? "" : a[2]; split($3, d, ","); i = 0; next }
-    /decode at/ { i++; if (set != "" && d[i] == want && $5 + 0 > top) { top = $5 + 0; pick = set } }
+    /decode at depth +[0-9]+:/ { i++; if (set != "" && d[i] == want && $5 + 0 > top) { top = $5 + 0; pick = set } }
     END { print (pick == "" ? "none" : pick) }' /tmp/llmasos-fuse.txt
 }
 f16=${F16_FUSE:-$(best f16)}

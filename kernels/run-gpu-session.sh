@@ -25,7 +25,7 @@ decode () {                     # fusions, dtypes
   echo "== LLMASOS_CUDA_FUSE=$1 $2"
   LLMASOS_CUDA_FUSE=$1 timeout -k 5 60 "$bench" --arch llama3-8b --dtype "$2" \
     --prefill 0 --decode-depth 128 --decode-tokens 64 --repeat 3 2>&1 |
-    grep -E "decode at depth +[0-9]|WARN|warn|rror"
+    grep -E "decode at depth +[0-9]+:|WARN|warn|rror"
 }
 {
   for f in ${F16_SETS:-none att norm swiglu norm,swiglu,att all}; do decode $f f16; done
