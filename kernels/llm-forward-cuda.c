@@ -57,7 +57,8 @@
 #define FUSE_QX 8u
 #define FUSE_ATT 16u
 #define FUSE_ALL 31u
-#define FUSE_DEFAULT FUSE_ATT    /* the one fusion that wins, docs/benchmarks.md 2026-12-07 */
+/* att: the one fusion measured faster (docs/benchmarks.md, 2026-12-07) */
+#define FUSE_DEFAULT FUSE_ATT
 
 struct _LlmCudaKv
 {
