@@ -273,6 +273,31 @@ gboolean llm_cuda_matvec_packed_rmsnorm_swiglu (float *out,
 gboolean llm_cuda_matvec_packed_swiglu_add (float *out, const void *packed,
     LlmDType dtype, const float *gate_up, guint rows, guint cols,
     LlmCudaStream * stream);
+/* An rmsnorm split between the matvec that writes its input and the one
+ * that reads its output, so that no kernel of its own runs between them
+ * (the decode step's residual matvecs, wo and w_down, and the matvecs
+ * after them): llm_cuda_matvec_packed_add_norm() adds W x into @out as
+ * llm_cuda_matvec_packed_add() and then, of the new out, writes xn[r] =
+ * out[r] * norm[r] and adds the squares out[r]^2 into @ss, an array of
+ * LLM_CUDA_SS_PARTS partial sums, zeroed before (rows spread over them,
+ * so that the atomics do not queue on one address);
+ * llm_cuda_matvec_packed_scaled() then takes xn and @ss and computes W
+ * (xn / sqrt(sum(ss) / cols + eps)), i.e. W (rmsnorm(out) * norm), the
+ * scale applied to the dot products; with @gated (F32, F16, BF16, @rows
+ * even) the SwiGLU after a stacked gate|up, as
+ * llm_cuda_matvec_packed_rmsnorm_swiglu(). llm_cuda_rmsnorm_finish()
+ * applies the scale to xn itself, for a consumer that cannot. All five
+ * dtypes; @norm F32, F16 or BF16. */
+#define LLM_CUDA_SS_PARTS 32
+gboolean llm_cuda_matvec_packed_add_norm (float *out, const void *packed,
+    LlmDType dtype, const float *x, guint rows, guint cols, float *xn,
+    const void *norm, LlmDType norm_dtype, float *ss,
+    LlmCudaStream * stream);
+gboolean llm_cuda_matvec_packed_scaled (float *out, const void *packed,
+    LlmDType dtype, const float *xn, const float *ss, float eps, guint rows,
+    guint cols, gboolean gated, LlmCudaStream * stream);
+void llm_cuda_rmsnorm_finish (float *out, const float *xn, const float *ss,
+    guint n, float eps, LlmCudaStream * stream);
 /* For the Q8_0 / Q4_0 matvecs: x rounded to Q8_0 once into @xq (device
  * memory of llm_cuda_quantized_x_bytes(@cols)), in the order the matvec
  * of @dtype reads it, rather than by every block of the matvec; x on the

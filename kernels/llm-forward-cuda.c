@@ -49,16 +49,21 @@
  * (16-bit, F32) or the down one (Q8_0, Q4_0); RoPE with the cache append
  * (rope), or both into the attention kernel (att, F16 caches);
  * for Q8_0 / Q4_0, x rounded once into device memory (with the rmsnorm
- * or SwiGLU before it). The default is what measured fastest
+ * or SwiGLU before it); the rmsnorms after the residual matvecs split
+ * between those and the matvecs after them, no kernel of their own
+ * (addnorm; it takes precedence over norm and qx where both apply).
+ * The default is what measured fastest
  * (docs/benchmarks.md). */
 #define FUSE_NORM 1u
 #define FUSE_SWIGLU 2u
 #define FUSE_ROPE 4u
 #define FUSE_QX 8u
 #define FUSE_ATT 16u
-#define FUSE_ALL 31u
-/* att: the one fusion measured faster (docs/benchmarks.md, 2026-12-07) */
-#define FUSE_DEFAULT FUSE_ATT
+#define FUSE_ADDNORM 32u
+#define FUSE_ALL 63u
+/* att and addnorm: the fusions measured faster, for every dtype
+ * (docs/benchmarks.md, 2026-12-07) */
+#define FUSE_DEFAULT (FUSE_ATT | FUSE_ADDNORM)
 
 struct _LlmCudaKv
 {
@@ -93,6 +98,8 @@ struct _LlmCudaCompute
   guint16 *wh;                  /* a dequantized weight matrix (lazy) */
   gsize wh_bytes;
   void *xq;                     /* x rounded to Q8_0 (decode, quant) */
+  float *ss;                    /* FUSE_ADDNORM: LLM_CUDA_SS_PARTS sums of
+                                 * squares for each norm of a step */
   float *hidden;                /* [dim], the last token's */
   float *logits;                /* [n_vocab] */
   float *att_scratch;           /* for caches of up to att_scratch_ctx */
@@ -100,6 +107,8 @@ struct _LlmCudaCompute
   gint32 *tokens;               /* [block] */
   gint32 *step;                 /* device {token, pos, pos + 1} */
   gint32 *step_host;            /* pinned staging of the same */
+  gboolean step_queued;         /* a step's copy from step_host may still
+                                 * be queued (no sync since) */
   gint32 *tokens_host;          /* pinned [block] */
   GPtrArray *allocations;
 };
@@ -197,8 +206,23 @@ llm_cuda_compute_free (LlmCudaCompute * c)
   g_free (c);
 }
 
+/* FUSE_ADDNORM's partial sums: two norms a layer. */
+static gsize
+ss_bytes (const LlmHParams * hp)
+{
+  return (gsize) 2 * hp->n_layers * LLM_CUDA_SS_PARTS * sizeof (float);
+}
+
+/* Those of norm @k: 2 l the attention norm of layer l, 2 l + 1 its FFN
+ * norm. */
+static float *
+ss_slot (LlmCudaCompute * c, guint k)
+{
+  return c->ss + (gsize) k * LLM_CUDA_SS_PARTS;
+}
+
 /* LLMASOS_CUDA_FUSE: "0" / "none", "1" / "all", or a comma list of
- * norm, swiglu, rope, qx, att; unset: FUSE_DEFAULT. */
+ * norm, swiglu, rope, qx, att, addnorm; unset: FUSE_DEFAULT. */
 static guint
 parse_fuse (const gchar * env)
 {
@@ -208,8 +232,8 @@ parse_fuse (const gchar * env)
     guint bit;
   } names[] = {
     {"norm", FUSE_NORM}, {"swiglu", FUSE_SWIGLU}, {"rope", FUSE_ROPE},
-    {"qx", FUSE_QX}, {"att", FUSE_ATT}, {"all", FUSE_ALL}, {"1", FUSE_ALL}, {"none", 0},
-    {"0", 0},
+    {"qx", FUSE_QX}, {"att", FUSE_ATT}, {"addnorm", FUSE_ADDNORM},
+    {"all", FUSE_ALL}, {"1", FUSE_ALL}, {"none", 0}, {"0", 0},
   };
   g_auto (GStrv) parts = NULL;
   guint mask = 0;
@@ -225,7 +249,7 @@ parse_fuse (const gchar * env)
         break;
     if (k == G_N_ELEMENTS (names))
       g_warning ("LLMASOS_CUDA_FUSE: '%s' is not one of norm, swiglu, rope, "
-          "qx, att, all, none", parts[i]);
+          "qx, att, addnorm, all, none", parts[i]);
     else
       mask |= names[k].bit;
   }
@@ -271,6 +295,7 @@ llm_cuda_compute_new (const LlmCudaWeights * w, GError ** error)
       (c->xh = scratch (c, B * widest * 2, error)) == NULL ||
       (c->xq = scratch (c, llm_cuda_quantized_x_bytes (widest),
               error)) == NULL ||
+      (c->ss = scratch (c, ss_bytes (hp), error)) == NULL ||
       (c->hidden = scratch (c, hp->dim * f, error)) == NULL ||
       (c->logits = scratch (c, (gsize) hp->n_vocab * f, error)) == NULL ||
       (c->tokens = scratch (c, B * sizeof (gint32), error)) == NULL ||
@@ -404,6 +429,59 @@ decode_matvec (LlmCudaCompute * c, float *out, const LlmCudaMatrix * m,
     llm_cuda_matvec_packed (out, m->data, m->dtype, x, m->rows, m->cols, s);
 }
 
+/* FUSE_ADDNORM: x += M y (y = silu(g) * u of y = [g | u] where @swiglu),
+ * and c->xb = rmsnorm(x) * @next_norm for the matvec after it. TRUE: the
+ * rmsnorm is split (c->xb is x * next_norm, the sums of squares in @ss,
+ * for decode_matvec_normed); FALSE where the matvec cannot split it: the
+ * whole rmsnorm in c->xb, by a kernel of its own. */
+static gboolean
+decode_residual_norm (LlmCudaCompute * c, const LlmCudaMatrix * m,
+    const float *y, gboolean swiglu, const LlmCudaMatrix * next_norm,
+    float *ss)
+{
+  LlmCudaStream *s = c->stream;
+
+  if (swiglu) {
+    llm_cuda_swiglu_rows (c->hb, y, 1, m->cols, s);
+    y = c->hb;
+  }
+  if (llm_cuda_matvec_packed_add_norm (c->x, m->data, m->dtype, y, m->rows,
+          m->cols, c->xb, next_norm->data, next_norm->dtype, ss, s))
+    return TRUE;
+  llm_cuda_matvec_packed_add (c->x, m->data, m->dtype, y, m->rows, m->cols,
+      s);
+  llm_cuda_rmsnorm_forward (c->xb, c->x, next_norm->data, next_norm->dtype,
+      m->rows, 1, c->hp.rms_eps, s);
+  return FALSE;
+}
+
+/* out = M x' where x' is the rmsnorm decode_residual_norm left in c->xb:
+ * split (@ss its sums: the scale applied in the matvec) or whole (@ss
+ * NULL). @gated (F32, F16, BF16): out = silu(g) * u of [g | u] = M x';
+ * FALSE, nothing launched, where that cannot be done in the matvec. */
+static gboolean
+decode_matvec_normed (LlmCudaCompute * c, float *out,
+    const LlmCudaMatrix * m, float *ss, gboolean gated)
+{
+  LlmCudaStream *s = c->stream;
+  float eps = c->hp.rms_eps;
+
+  if (ss != NULL) {
+    if (llm_cuda_matvec_packed_scaled (out, m->data, m->dtype, c->xb, ss,
+            eps, m->rows, m->cols, gated, s))
+      return TRUE;
+    if (gated)
+      return FALSE;
+    llm_cuda_rmsnorm_finish (c->xb, c->xb, ss, m->cols, eps, s);
+  } else if (gated) {
+    return llm_cuda_matvec_packed_rmsnorm_swiglu (out, m->data, m->dtype,
+        c->xb, NULL, LLM_DTYPE_F32, eps, m->rows, m->cols, s);
+  }
+  llm_cuda_matvec_packed (out, m->data, m->dtype, c->xb, m->rows, m->cols,
+      s);
+  return TRUE;
+}
+
 /* The decode step's attention of the token in c->qkv at the position in
  * c->step: its RoPE, its k and v appended to the cache, attention over
  * the cache into c->att; in one kernel (FUSE_ATT, where the attention
@@ -478,6 +556,46 @@ decode_layer_fused (LlmCudaCompute * c, const LlmCudaLayer * L, void *kc,
   decode_matvec (c, c->x, &L->w_down, c->gate_up, NULL, TRUE, TRUE);
 }
 
+/* One decode layer with FUSE_ADDNORM (decode_layer_fused's other
+ * fusions as they apply): the rmsnorms after wo and after w_down (the
+ * next layer's, @next; NULL for the last layer, whose output norm
+ * run_layers takes) split between those matvecs and the ones after them.
+ * @split_in: this layer's attention norm is in c->xb, split (its sums in
+ * its slot) or whole (FALSE); NULL for layer 0, whose norm is done here.
+ * Sets *@split_in for the next layer. */
+static void
+decode_layer_addnorm (LlmCudaCompute * c, guint l, const LlmCudaLayer * L,
+    const LlmCudaLayer * next, gboolean * split_in, void *kc, void *vc,
+    LlmDType kv_dtype, guint n_ctx)
+{
+  const LlmCudaMatrix *gu = &L->w_gate_up;
+  gboolean split, gated = FALSE;
+  const float *h = c->gate_up;
+
+  if (l == 0)
+    decode_matvec (c, c->qkv, &L->wqkv, c->x, &L->attn_norm, FALSE, FALSE);
+  else
+    decode_matvec_normed (c, c->qkv, &L->wqkv,
+        *split_in ? ss_slot (c, 2 * l) : NULL, FALSE);
+  decode_attention (c, kc, vc, kv_dtype, n_ctx);
+  split = decode_residual_norm (c, &L->wo, c->att, FALSE, &L->ffn_norm,
+      ss_slot (c, 2 * l + 1));
+
+  if (!is_quant (gu->dtype) && (c->fuse & FUSE_SWIGLU))
+    gated = decode_matvec_normed (c, c->hb, gu,
+        split ? ss_slot (c, 2 * l + 1) : NULL, TRUE);
+  if (gated)
+    h = c->hb;
+  else
+    decode_matvec_normed (c, c->gate_up, gu,
+        split ? ss_slot (c, 2 * l + 1) : NULL, FALSE);
+  if (next != NULL)
+    *split_in = decode_residual_norm (c, &L->w_down, h, !gated,
+        &next->attn_norm, ss_slot (c, 2 * (l + 1)));
+  else
+    decode_matvec (c, c->x, &L->w_down, h, NULL, !gated, TRUE);
+}
+
 /* The layers for @n tokens at positions pos0 ..; for one token the
  * positions come from c->step on the device (graph-safe). */
 static gboolean
@@ -490,6 +608,11 @@ run_layers (LlmCudaCompute * c, LlmCudaKv * kv, guint n, guint pos0,
   gboolean decode = n == 1;
   gboolean interleaved = hp->rope_style == LLM_ROPE_INTERLEAVED;
 
+  gboolean addnorm = decode && (c->fuse & FUSE_ADDNORM);
+  gboolean split_in = FALSE;
+
+  if (addnorm && !llm_cuda_memset (c->ss, 0, ss_bytes (hp), s, error))
+    return FALSE;
   llm_cuda_embedding_gather (c->x, w->tok_embd.data, w->tok_embd.dtype,
       hp->n_vocab, hp->dim, decode ? c->step : c->tokens, n, s);
   for (guint l = 0; l < hp->n_layers; l++) {
@@ -499,6 +622,12 @@ run_layers (LlmCudaCompute * c, LlmCudaKv * kv, guint n, guint pos0,
 
     float *k = c->qkv + c->q_dim, *v = k + c->kv_dim;
 
+    if (addnorm) {
+      decode_layer_addnorm (c, l, L, l + 1 < hp->n_layers ?
+          &w->layers[l + 1] : NULL, &split_in, kc, vc, kv->dtype,
+          kv->n_ctx);
+      continue;
+    }
     if (decode && c->fuse != 0) {
       decode_layer_fused (c, L, kc, vc, kv->dtype, kv->n_ctx);
       continue;
@@ -637,6 +766,10 @@ llm_cuda_compute_forward (LlmCudaCompute * c, LlmCudaKv * kv,
   if (n == 1) {
     if (!ensure_att_scratch (c, kv->n_ctx, error))
       return FALSE;
+    /* the previous step's copy must have left the staging buffer */
+    if (c->step_queued && !llm_cuda_stream_sync (c->stream, error))
+      return FALSE;
+    c->step_queued = FALSE;
     c->step_host[0] = tokens[0];
     c->step_host[1] = (gint32) kv->len;
     c->step_host[2] = (gint32) kv->len + 1;
@@ -661,8 +794,14 @@ llm_cuda_compute_forward (LlmCudaCompute * c, LlmCudaKv * kv,
       !llm_cuda_copy (hidden_out, c->hidden, hp->dim * sizeof (float),
           LLM_CUDA_DEVICE_TO_HOST, c->stream, error))
     return FALSE;
-  if (!llm_cuda_stream_sync (c->stream, error))
+  if (n == 1 && hidden_out == NULL) {
+    /* a decode step whose hidden state stays on the device: left queued,
+     * so that the logits' matvec follows it with no gap on the GPU; the
+     * logits wait for the stream (and report a failed step) */
+    c->step_queued = TRUE;
+  } else if (!llm_cuda_stream_sync (c->stream, error)) {
     return FALSE;
+  }
   kv->len += n;
   return TRUE;
 }
@@ -685,5 +824,8 @@ llm_cuda_compute_logits (LlmCudaCompute * c, const float *hidden,
           (gsize) hp->n_vocab * sizeof (float), LLM_CUDA_DEVICE_TO_HOST,
           c->stream, error))
     return FALSE;
-  return llm_cuda_stream_sync (c->stream, error);
+  if (!llm_cuda_stream_sync (c->stream, error))
+    return FALSE;
+  c->step_queued = FALSE;
+  return TRUE;
 }

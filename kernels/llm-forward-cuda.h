@@ -33,7 +33,9 @@ LlmCudaStream *llm_cuda_compute_get_stream (LlmCudaCompute * c);
  * last token stays on the device for the logits and is copied to
  * @hidden_out (host, dim floats) unless that is NULL. A single token runs
  * as a CUDA graph captured once per KV cache (LLMASOS_CUDA_GRAPHS=0 turns
- * graphs off). */
+ * graphs off); with @hidden_out NULL its work is left queued on the
+ * compute's stream, for llm_cuda_compute_logits() (which waits for it and
+ * reports its failure) to follow without a gap. */
 gboolean llm_cuda_compute_forward (LlmCudaCompute * c, LlmCudaKv * kv,
     const gint32 * tokens, guint n, float *hidden_out, GError ** error);
 /* Logits of @hidden (host, dim floats) or, if NULL, of the last forward,

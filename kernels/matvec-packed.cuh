@@ -53,24 +53,68 @@ enum
   /* not a prologue: out[i] = silu(row i . x) * (row i + rows/2 . x), the
    * SwiGLU after a stacked gate|up (F32/F16/BF16 only, with PRO_RMSNORM
    * or alone) */
-  PRO_GATED = 4
+  PRO_GATED = 4,
+  /* x is rmsnorm's n * x without the scale, which the matvec applies to
+   * its dot products: 1 / sqrt(sum(ss_in) / cols + eps), ss_in the
+   * LLM_CUDA_SS_PARTS partial sums of squares an EPI_NORM matvec left */
+  PRO_SCALE = 8,
+  /* not a prologue: after out[r] is written (added to), xn[r] = out[r] *
+   * epi_norm[r] and out[r]^2 is added into ss_out[r % LLM_CUDA_SS_PARTS]
+   * (one vector), the first half of the next matvec's rmsnorm */
+  EPI_NORM = 16
 };
+
+static_assert (LLM_CUDA_SS_PARTS == LLM_CUDA_WARP,
+    "pro_ss_scale: one partial sum a lane");
 
 typedef struct
 {
   const void *norm;             /* PRO_RMSNORM: the norm's weights */
   LlmDType norm_dtype;          /* F32, F16 or BF16 */
-  float eps;
+  float eps;                    /* PRO_RMSNORM, PRO_SCALE */
+  const float *ss_in;           /* PRO_SCALE */
+  float *xn;                    /* EPI_NORM: out times epi_norm */
+  const void *epi_norm;         /* EPI_NORM: the next norm's weights */
+  LlmDType epi_norm_dtype;
+  float *ss_out;                /* EPI_NORM: partial sums, zeroed before */
 } MatvecPro;
+
+
+/* Element @i of the norm weights @w of @dtype (F32, F16, BF16). */
+static __device__ __forceinline__ float
+norm_weight_at (const void *w, LlmDType dtype, unsigned int i)
+{
+  if (dtype == LLM_DTYPE_F32)
+    return ((const float *) w)[i];
+  if (dtype == LLM_DTYPE_F16)
+    return f16_bits_to_f32 (((const uint16_t *) w)[i]);
+  return bf16_bits_to_f32 (((const uint16_t *) w)[i]);
+}
+
+/* PRO_SCALE's 1 / sqrt(sum(ss_in) / cols + eps), in every lane of the
+ * warp (all of which must call it; LLM_CUDA_SS_PARTS is the warp size). */
+static __device__ __forceinline__ float
+pro_ss_scale (const MatvecPro & p, unsigned int cols)
+{
+  float ss = warp_sum (p.ss_in[threadIdx.x % LLM_CUDA_WARP]);
+
+  return 1.0f / sqrtf (ss / (float) cols + p.eps);
+}
+
+/* EPI_NORM for output row @r, @v its final value (one lane a row). The
+ * partial sums spread the atomics of a matrix's rows over
+ * LLM_CUDA_SS_PARTS addresses. */
+static __device__ __forceinline__ void
+epi_norm_row (const MatvecPro & p, unsigned int r, float v)
+{
+  p.xn[r] = norm_weight_at (p.epi_norm, p.epi_norm_dtype, r) * v;
+  atomicAdd (p.ss_out + r % LLM_CUDA_SS_PARTS, v * v);
+}
 
 static __device__ __forceinline__ float
 pro_norm_weight (const MatvecPro & p, unsigned int i)
 {
-  if (p.norm_dtype == LLM_DTYPE_F32)
-    return ((const float *) p.norm)[i];
-  if (p.norm_dtype == LLM_DTYPE_F16)
-    return f16_bits_to_f32 (((const uint16_t *) p.norm)[i]);
-  return bf16_bits_to_f32 (((const uint16_t *) p.norm)[i]);
+  return norm_weight_at (p.norm, p.norm_dtype, i);
 }
 
 /* rmsnorm's 1 / sqrt(mean(x^2) + eps) of x[0 .. cols), in every thread of
@@ -337,7 +381,9 @@ matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
   const uint16_t *ws = packed_scales (packed, T, rows, cols);
   uint4 w[U];
   uint16_t sc[U];
-  float acc[NX];
+  float acc[NX], scale = 1.0f;
+  /* the prologue that changes x as it is rounded */
+  constexpr int XPRO = PRO & (PRO_RMSNORM | PRO_SWIGLU);
 
 #pragma unroll
   for (int u = 0; u < U; u++) {
@@ -352,10 +398,12 @@ matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
     load_step<T, U> (w, sc, wq, ws, r, 0, vpr, nb, lane);
   pdl_wait ();                  /* x and out are the previous kernels' */
   if (xpre == NULL) {
-    quantize_x_shared<T, PRO> (xq, xd, xs, x, NX, cols, p,
-        PRO == PRO_RMSNORM ? block_rms_scale (x, cols, p.eps) : 1.0f);
+    quantize_x_shared<T, XPRO> (xq, xd, xs, x, NX, cols, p,
+        XPRO == PRO_RMSNORM ? block_rms_scale (x, cols, p.eps) : 1.0f);
     __syncthreads ();
   }
+  if (PRO & PRO_SCALE)
+    scale = pro_ss_scale (p, cols);
 
   while (r < rows) {
     uint4 cw[U];
@@ -377,12 +425,15 @@ matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
     if (c == 0) {
 #pragma unroll
       for (int t = 0; t < NX; t++) {
-        float s = warp_sum (acc[t]);
+        float s = warp_sum (acc[t]) * scale;
 
         if (lane == 0) {
           float *o = out + (size_t) t * rows + cr;
+          float v = add ? *o + s : s;
 
-          *o = add ? *o + s : s;
+          *o = v;
+          if (PRO & EPI_NORM)
+            epi_norm_row (p, cr, v);
         }
         acc[t] = 0.0f;
       }
@@ -558,19 +609,33 @@ matvec_packed_blocks_launch (float *out, const void *packed, const float *x,
   }
 }
 
-/* One vector through a prologue; FALSE (nothing launched) where x is too
- * long for shared memory. */
+/* One vector through a prologue and / or EPI_NORM; FALSE (nothing
+ * launched) where x is too long for shared memory or for another @pro. */
 template <LlmDType T>
 static bool
 matvec_packed_blocks_launch_pro (float *out, const void *packed,
     const float *x, unsigned int rows, unsigned int cols, bool add, int pro,
     const MatvecPro & p, cudaStream_t s)
 {
-  if (pro == PRO_RMSNORM)
-    return matvec_packed_launch_nx<T, 1, PRO_RMSNORM> (out, packed, x, rows,
-        cols, add, p, s);
-  return matvec_packed_launch_nx<T, 1, PRO_SWIGLU> (out, packed, x, rows,
-      cols, add, p, s);
+  switch (pro) {
+    case PRO_RMSNORM:
+      return matvec_packed_launch_nx<T, 1, PRO_RMSNORM> (out, packed, x,
+          rows, cols, add, p, s);
+    case PRO_SWIGLU:
+      return matvec_packed_launch_nx<T, 1, PRO_SWIGLU> (out, packed, x,
+          rows, cols, add, p, s);
+    case PRO_SCALE:
+      return matvec_packed_launch_nx<T, 1, PRO_SCALE> (out, packed, x,
+          rows, cols, add, p, s);
+    case EPI_NORM:
+      return matvec_packed_launch_nx<T, 1, EPI_NORM> (out, packed, x,
+          rows, cols, add, p, s);
+    case PRO_SWIGLU | EPI_NORM:
+      return matvec_packed_launch_nx<T, 1, PRO_SWIGLU | EPI_NORM> (out,
+          packed, x, rows, cols, add, p, s);
+    default:
+      return false;
+  }
 }
 
 /* One vector already rounded into @xq (matvec_x_quantize.cu). */

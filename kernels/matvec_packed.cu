@@ -98,10 +98,13 @@ llm_cuda_matvec_packed_rmsnorm (float *out, const void *packed,
     LlmDType dtype, const float *x, const void *norm, LlmDType norm_dtype,
     float eps, guint rows, guint cols, LlmCudaStream * stream)
 {
-  MatvecPro p = { norm, norm_dtype, eps };
+  MatvecPro p = { };
 
   if (!pro_args_ok (dtype, rows, cols) || !norm_dtype_ok (norm_dtype))
     return FALSE;
+  p.norm = norm;
+  p.norm_dtype = norm_dtype;
+  p.eps = eps;
   return matvec_packed_pro_any (out, packed, dtype, x, rows, cols, false,
       PRO_RMSNORM, p, stream);
 }
@@ -111,12 +114,15 @@ llm_cuda_matvec_packed_rmsnorm_swiglu (float *out, const void *packed,
     LlmDType dtype, const float *x, const void *norm, LlmDType norm_dtype,
     float eps, guint rows, guint cols, LlmCudaStream * stream)
 {
-  MatvecPro p = { norm, norm_dtype, eps };
+  MatvecPro p = { };
 
   if (!pro_args_ok (dtype, rows, cols) ||
       (norm != NULL && !norm_dtype_ok (norm_dtype)) || is_quant (dtype) ||
       rows % 2 != 0)
     return FALSE;
+  p.norm = norm;
+  p.norm_dtype = norm_dtype;
+  p.eps = eps;
   return matvec_packed_pro_any (out, packed, dtype, x, rows, cols, false,
       norm != NULL ? PRO_RMSNORM | PRO_GATED : PRO_GATED, p, stream);
 }
@@ -130,4 +136,38 @@ llm_cuda_matvec_packed_swiglu_add (float *out, const void *packed,
     return FALSE;
   return matvec_packed_pro_any (out, packed, dtype, gate_up, rows, cols, true,
       PRO_SWIGLU, MatvecPro (), stream);
+}
+
+gboolean
+llm_cuda_matvec_packed_add_norm (float *out, const void *packed,
+    LlmDType dtype, const float *x, guint rows, guint cols, float *xn,
+    const void *norm, LlmDType norm_dtype, float *ss, LlmCudaStream * stream)
+{
+  MatvecPro p = { };
+
+  if (!pro_args_ok (dtype, rows, cols) || !norm_dtype_ok (norm_dtype) ||
+      xn == NULL || norm == NULL || ss == NULL)
+    return FALSE;
+  p.xn = xn;
+  p.epi_norm = norm;
+  p.epi_norm_dtype = norm_dtype;
+  p.ss_out = ss;
+  return matvec_packed_pro_any (out, packed, dtype, x, rows, cols, true,
+      EPI_NORM, p, stream);
+}
+
+gboolean
+llm_cuda_matvec_packed_scaled (float *out, const void *packed,
+    LlmDType dtype, const float *xn, const float *ss, float eps, guint rows,
+    guint cols, gboolean gated, LlmCudaStream * stream)
+{
+  MatvecPro p = { };
+
+  if (!pro_args_ok (dtype, rows, cols) || ss == NULL ||
+      (gated && (is_quant (dtype) || rows % 2 != 0)))
+    return FALSE;
+  p.eps = eps;
+  p.ss_in = ss;
+  return matvec_packed_pro_any (out, packed, dtype, xn, rows, cols, false,
+      gated ? PRO_SCALE | PRO_GATED : PRO_SCALE, p, stream);
 }

@@ -13,7 +13,8 @@
  * multiplies x by the norm's weights as it is read and sums its squares
  * in the same pass, the rmsnorm's scale applied to the finished dot
  * product; PRO_GATED has each warp take gate row r and up row r + rows/2
- * and write silu(g) * u.
+ * and write silu(g) * u; PRO_SCALE and EPI_NORM split an rmsnorm between
+ * the matvec before it and the one after (matvec-packed.cuh).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "matvec-half.cuh"
@@ -194,6 +195,8 @@ matvec_plain_packed_kernel (float *__restrict__ out,
   constexpr int U = PLAIN_U (NX);
   constexpr bool NORM = (PRO & PRO_RMSNORM) != 0;
   constexpr bool GATED = (PRO & PRO_GATED) != 0;
+  constexpr bool SCALE = (PRO & PRO_SCALE) != 0;
+  constexpr bool EPI = (PRO & EPI_NORM) != 0;
   unsigned int out_rows = GATED ? rows / 2 : rows;
   unsigned int row = blockIdx.x * MATVEC_WARPS + threadIdx.x / LLM_CUDA_WARP;
   unsigned int lane = threadIdx.x % LLM_CUDA_WARP;
@@ -227,6 +230,8 @@ matvec_plain_packed_kernel (float *__restrict__ out,
   row_dot<T, NX, VEC, NORM> (acc, w, row, x, cols, lane, p, &ss);
   if (NORM)
     scale = 1.0f / sqrtf (warp_sum (ss) / (float) cols + p.eps);
+  else if (SCALE)
+    scale = pro_ss_scale (p, cols);
   if (GATED) {
     float unused = 0.0f;
 
@@ -243,8 +248,11 @@ matvec_plain_packed_kernel (float *__restrict__ out,
       s = gate / (1.0f + expf (-gate)) * s;
     if (lane == 0) {
       float *o = out + (size_t) t * out_rows + row;
+      float v = add ? *o + s : s;
 
-      *o = add ? *o + s : s;
+      *o = v;
+      if (EPI)
+        epi_norm_row (p, row, v);
     }
   }
 }
@@ -297,14 +305,24 @@ static bool
 launch_pro_t (float *out, const void *w, const float *x, unsigned int rows,
     unsigned int cols, bool add, int pro, const MatvecPro & p, cudaStream_t s)
 {
-  if (pro == PRO_RMSNORM)
-    return launch_pro<T, PRO_RMSNORM> (out, w, x, rows, cols, add, p, s);
-  if (pro == (PRO_RMSNORM | PRO_GATED))
-    return launch_pro<T, PRO_RMSNORM | PRO_GATED> (out, w, x, rows, cols,
-        add, p, s);
-  if (pro == PRO_GATED)
-    return launch_pro<T, PRO_GATED> (out, w, x, rows, cols, add, p, s);
-  return false;
+  switch (pro) {
+    case PRO_RMSNORM:
+      return launch_pro<T, PRO_RMSNORM> (out, w, x, rows, cols, add, p, s);
+    case PRO_RMSNORM | PRO_GATED:
+      return launch_pro<T, PRO_RMSNORM | PRO_GATED> (out, w, x, rows, cols,
+          add, p, s);
+    case PRO_GATED:
+      return launch_pro<T, PRO_GATED> (out, w, x, rows, cols, add, p, s);
+    case PRO_SCALE:
+      return launch_pro<T, PRO_SCALE> (out, w, x, rows, cols, add, p, s);
+    case PRO_SCALE | PRO_GATED:
+      return launch_pro<T, PRO_SCALE | PRO_GATED> (out, w, x, rows, cols,
+          add, p, s);
+    case EPI_NORM:
+      return launch_pro<T, EPI_NORM> (out, w, x, rows, cols, add, p, s);
+    default:
+      return false;
+  }
 }
 
 template <LlmDType T>

@@ -66,3 +66,29 @@ llm_cuda_rmsnorm_forward (float *out, const float *x, const void *weight,
     pdl_launch (rmsnorm_forward_kernel<LLM_DTYPE_BF16>, n_rows, threads, 0,
         s, out, x, weight, n, eps);
 }
+
+/* out = xn / sqrt(sum(ss) / n + eps) (llm-cuda.h, the split rmsnorm) */
+static __global__ void
+rmsnorm_finish_kernel (float *out, const float *xn, const float *ss,
+    unsigned int n, float eps)
+{
+  unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
+  float sum;
+
+  pdl_launch_dependents ();
+  pdl_wait ();
+  sum = warp_sum (ss[threadIdx.x % LLM_CUDA_WARP]);
+  if (i < n)
+    out[i] = xn[i] * (1.0f / sqrtf (sum / (float) n + eps));
+}
+
+void
+llm_cuda_rmsnorm_finish (float *out, const float *xn, const float *ss,
+    guint n, float eps, LlmCudaStream * stream)
+{
+  if (n == 0)
+    return;
+  llm_cuda_use_device ();
+  pdl_launch (rmsnorm_finish_kernel, div_up (n, 256), 256, 0,
+      llm_cuda_raw_stream (stream), out, xn, ss, n, eps);
+}

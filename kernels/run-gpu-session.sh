@@ -2,7 +2,8 @@
 # run-gpu-session.sh - one device call's worth of checks and timings of
 # the decode step (2026-12-06): the GPU tests the change touches, decode
 # of the Llama-3-8B shape at depth 128 for several LLMASOS_CUDA_FUSE sets,
-# and prefill of 2048 tokens in passes of 512 and 2048.
+# and prefill of 2048 tokens in passes of 512 and 2048 (not with
+# PREFILL=0).
 # kernels/run-gpu-final.sh, on the same machine next, picks the fastest
 # sets from OUT/fuse.txt (copied to /tmp/llmasos-fuse.txt).
 #
@@ -36,6 +37,7 @@ decode () {                     # fusions, dtypes
   done
 } >"$out/fuse.txt" 2>&1
 cp "$out/fuse.txt" /tmp/llmasos-fuse.txt  # for run-gpu-final.sh, same machine
+[ "${PREFILL:-1}" = 0 ] && exit 0   # PREFILL=0: decode only
 for pb in 512 2048; do
   echo "== LLMASOS_CUDA_PREFILL_BLOCK=$pb"
   LLMASOS_CUDA_PREFILL_BLOCK=$pb timeout -k 5 90 "$bench" --arch llama3-8b \

@@ -75,6 +75,19 @@
  *   to the packed matvec that rounds x in each block (the same
  *   arithmetic); FALSE for F16 and for both prologues at once.
  *
+ * - the split rmsnorm (matvec_packed_add_norm, then matvec_packed_scaled
+ *   or rmsnorm_finish), all five dtypes, producer dim x cols and consumer
+ *   rows x dim for (4096, 14336, 6144) (w_down, then q|k|v), (96, 64,
+ *   38), (32, 32, 1), (1536, 96, 513), plain types (1001, 7, 6); F32,
+ *   F16, BF16 norms: out bit-identical to matvec_packed_add, xn exactly
+ *   norm * out, the partial sums' total within 1e-5 of sum out^2; the
+ *   scaled matvec against rmsnorm_forward + matvec_packed and against
+ *   llm_rmsnorm + llm_matvec with the bounds of matvec_packed_rmsnorm
+ *   above; rmsnorm_finish within 1e-6 relative L2 of rmsnorm_forward;
+ *   gated (plain types, even rows) against swiglu_rows of the unfused
+ *   output and the CPU's, 1e-5 of the SwiGLU's magnitude. FALSE for a
+ *   missing norm or sums, a Q8_0 norm, gated Q8_0 or odd rows.
+ *
  * Without a GPU: exit 77 (meson SKIP).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
@@ -681,6 +694,218 @@ GST_START_TEST (test_matvec_swiglu_add_declines)
 
 GST_END_TEST;
 
+/* --- the split rmsnorm: matvec_packed_add_norm + matvec_packed_scaled --- */
+
+/* The norm weights as the kernels read them (@t's values, F16 / BF16
+ * rounded). */
+static float *
+norm_values (const LlmTensor * t, guint n)
+{
+  float *v = g_new (float, n);
+
+  llm_get_row (v, t, 0);
+  return v;
+}
+
+GST_START_TEST (test_matvec_split_rmsnorm)
+{
+  /* dim: the producer's rows and the consumer's columns */
+  static const struct
+  {
+    guint dim, cols, rows;
+  } shapes[] = {
+    {4096, 14336, 6144}, {96, 64, 38}, {32, 32, 1}, {1536, 96, 513},
+    {1001, 7, 6},
+  };
+
+  for (guint d = 0; d < G_N_ELEMENTS (all_dtypes); d++) {
+    LlmDType dt = all_dtypes[d];
+    gboolean blk = is_block (dt);
+    double w_ss = 0, w_gpu = 0, w_gpu_rel = 0, w_cpu = 0, w_fin = 0;
+    double w_gated = 0;
+
+    for (guint s = 0; s < G_N_ELEMENTS (shapes); s++) {
+      guint dim = shapes[s].dim, cols = shapes[s].cols;
+      guint rows = shapes[s].rows, be = llm_dtype_block_elems (dt);
+      Matrix wp, wc;
+      g_autofree float *y = NULL, *base = NULL;
+      float *dy;
+
+      if (cols % be != 0 || dim % be != 0)
+        continue;
+      matrix_make (&wp, dt, dim, cols);
+      matrix_make (&wc, dt, rows, dim);
+      y = random_floats (cols, 3.0f);
+      base = random_floats (dim, 4.0f);
+      dy = dev_from (y, cols * sizeof (float));
+
+      for (guint n = 0; n < G_N_ELEMENTS (norm_dtypes); n++) {
+        LlmDType nd = norm_dtypes[n];
+        g_autofree float *nf = random_floats (dim, 0.5f);
+        g_autofree float *nv = NULL, *xnorm = g_new (float, dim);
+        g_autofree float *out = g_new (float, dim);
+        g_autofree float *ref_out = g_new (float, dim);
+        g_autofree float *xn = g_new (float, dim);
+        g_autofree float *fin = g_new (float, dim);
+        g_autofree float *n2 = g_new (float, dim);
+        g_autofree float *got = g_new (float, rows);
+        g_autofree float *unf = g_new (float, rows);
+        g_autofree guint8 *nb = NULL;
+        g_autofree gchar *what = NULL;
+        float ss[LLM_CUDA_SS_PARTS];
+        double ss_got = 0, ss_want = 0;
+        LlmTensor nt;
+        Ref ref;
+        gpointer dnorm;
+        float *dout, *dref, *dxn, *dss, *dn2, *dfin, *dgot, *dunf;
+
+        for (guint c = 0; c < dim; c++)
+          nf[c] += 1.0f;
+        nb = encode_vector (&nt, nd, nf, dim);
+        nv = norm_values (&nt, dim);
+        dnorm = dev_from (nb, nt.nbytes);
+        dout = dev_from (base, dim * sizeof (float));
+        dref = dev_from (base, dim * sizeof (float));
+        dxn = dev_nan (dim);
+        dss = dev_zeroed (sizeof ss);
+        dn2 = dev_nan (dim);
+        dfin = dev_nan (dim);
+        dgot = dev_nan (rows);
+        dunf = dev_nan (rows);
+        what = g_strdup_printf ("split rmsnorm %s %ux%u then %ux%u, %s norm",
+            llm_dtype_name (dt), dim, cols, rows, dim, llm_dtype_name (nd));
+
+        /* the first half: out += W y, xn = out * n, the squares of out */
+        fail_unless (llm_cuda_matvec_packed_add_norm (dout, wp.packed, dt, dy,
+                dim, cols, dxn, dnorm, nd, dss, stream),
+            "%s: add_norm returned FALSE", what);
+        llm_cuda_matvec_packed_add (dref, wp.packed, dt, dy, dim, cols,
+            stream);
+        to_host (out, dout, dim * sizeof (float));
+        to_host (ref_out, dref, dim * sizeof (float));
+        to_host (xn, dxn, dim * sizeof (float));
+        to_host (ss, dss, sizeof ss);
+        {
+          guint n_diff = 0, first = 0, n_base = 0;
+
+          for (guint r = 0; r < dim; r++) {
+            if (memcmp (&out[r], &ref_out[r], sizeof (float)) != 0 &&
+                n_diff++ == 0)
+              first = r;
+            n_base += out[r] == base[r];
+          }
+          fail_unless (n_diff == 0, "%s: out differs from matvec_packed_add's "
+              "in %u of %u rows (first %u: %.9g, not %.9g; %u rows still "
+              "the value before)", what, n_diff, dim, first, out[first],
+              ref_out[first], n_base);
+        }
+        for (guint r = 0; r < dim; r++) {
+          fail_unless (xn[r] == nv[r] * out[r], "%s: xn[%u] = %.9g, not "
+              "%.9g * %.9g", what, r, xn[r], nv[r], out[r]);
+          ss_want += (double) out[r] * out[r];
+        }
+        for (guint k = 0; k < LLM_CUDA_SS_PARTS; k++)
+          ss_got += ss[k];
+        fail_unless (fabs (ss_got - ss_want) <= 1e-5 * ss_want,
+            "%s: sum of squares %.9g, want %.9g", what, ss_got, ss_want);
+        w_ss = MAX (w_ss, fabs (ss_got - ss_want) / ss_want);
+
+        /* the second half, against rmsnorm_forward + matvec_packed of the
+         * same out, and against the CPU's llm_rmsnorm + llm_matvec */
+        fail_unless (llm_cuda_matvec_packed_scaled (dgot, wc.packed, dt, dxn,
+                dss, EPS, rows, dim, FALSE, stream),
+            "%s: scaled returned FALSE", what);
+        llm_cuda_rmsnorm_forward (dn2, dout, dnorm, nd, dim, 1, EPS, stream);
+        llm_cuda_matvec_packed (dunf, wc.packed, dt, dn2, rows, dim, stream);
+        to_host (got, dgot, rows * sizeof (float));
+        to_host (unf, dunf, rows * sizeof (float));
+        llm_rmsnorm (xnorm, out, &nt, dim, EPS);
+        reference (&ref, &wc, xnorm);
+        check_mag_flips (got, unf, ref.mag, rows, 1e-5, ref.flip2, &w_gpu,
+            what);
+        if (rows >= MIN_REL_N)
+          check_rel (got, unf, rows, blk ? 1e-2 : 1e-5, &w_gpu_rel, what);
+        check_mag_flips (got, ref.want, ref.mag, rows, 1e-5, ref.flip2,
+            &w_cpu, what);
+
+        /* the scale applied to xn by a kernel of its own */
+        llm_cuda_rmsnorm_finish (dfin, dxn, dss, dim, EPS, stream);
+        to_host (fin, dfin, dim * sizeof (float));
+        to_host (n2, dn2, dim * sizeof (float));
+        check_rel (fin, n2, dim, 1e-6, &w_fin, what);
+
+        /* gated: the SwiGLU of a stacked gate|up consumer */
+        if (!blk && rows % 2 == 0) {
+          guint ffn = rows / 2;
+          g_autofree float *want = g_new (float, ffn);
+          g_autofree double *mag = g_new (double, ffn);
+          float *dsw = dev_nan (ffn), *dgated = dev_nan (ffn);
+
+          fail_unless (llm_cuda_matvec_packed_scaled (dgated, wc.packed, dt,
+                  dxn, dss, EPS, rows, dim, TRUE, stream),
+              "%s: scaled, gated, returned FALSE", what);
+          llm_cuda_swiglu_rows (dsw, dunf, 1, ffn, stream);
+          to_host (got, dgated, ffn * sizeof (float));
+          to_host (unf, dsw, ffn * sizeof (float));
+          swiglu_reference (want, mag, ref.want, ref.mag, ffn);
+          check_mag_flips (got, unf, mag, ffn, 1e-5, 0, &w_gated, what);
+          check_mag_flips (got, want, mag, ffn, 1e-5, 0, &w_gated, what);
+          llm_cuda_free (dsw);
+          llm_cuda_free (dgated);
+        }
+
+        ref_clear (&ref);
+        llm_cuda_free (dnorm);
+        llm_cuda_free (dout);
+        llm_cuda_free (dref);
+        llm_cuda_free (dxn);
+        llm_cuda_free (dss);
+        llm_cuda_free (dn2);
+        llm_cuda_free (dfin);
+        llm_cuda_free (dgot);
+        llm_cuda_free (dunf);
+      }
+      llm_cuda_free (dy);
+      matrix_clear (&wp);
+      matrix_clear (&wc);
+    }
+    g_print ("split rmsnorm %s: out bit-identical to matvec_packed_add, xn "
+        "exact, sum of squares within %.3g (bound 1e-5); the scaled matvec "
+        "against rmsnorm_forward + matvec_packed %.3g of the magnitude, "
+        "relative L2 %.3g (bounds 1e-5%s, %g), against the CPU %.3g; "
+        "rmsnorm_finish relative L2 %.3g (bound 1e-6)", llm_dtype_name (dt),
+        w_ss, w_gpu, w_gpu_rel, blk ? " + 8 flips" : "", blk ? 1e-2 : 1e-5,
+        w_cpu, w_fin);
+    if (!blk)
+      g_print ("; gated %.3g of the SwiGLU's magnitude (bound 1e-5)",
+          w_gated);
+    g_print ("\n");
+  }
+  /* what they decline: no norm, no sums; gated Q8_0 / Q4_0 or odd rows */
+  {
+    float *d = dev_zeroed (1 << 16);
+    Matrix m;
+
+    matrix_make (&m, LLM_DTYPE_F16, 36, 64);
+    fail_if (llm_cuda_matvec_packed_add_norm (d, m.packed, LLM_DTYPE_F16, d,
+            36, 64, d, NULL, LLM_DTYPE_F32, d, stream));
+    fail_if (llm_cuda_matvec_packed_add_norm (d, m.packed, LLM_DTYPE_F16, d,
+            36, 64, d, d, LLM_DTYPE_Q8_0, d, stream));
+    fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_F16, d,
+            NULL, EPS, 36, 64, FALSE, stream));
+    fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_F16, d, d,
+            EPS, 35, 64, TRUE, stream));
+    matrix_clear (&m);
+    matrix_make (&m, LLM_DTYPE_Q8_0, 36, 64);
+    fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_Q8_0, d, d,
+            EPS, 36, 64, TRUE, stream));
+    matrix_clear (&m);
+    llm_cuda_free (d);
+  }
+}
+
+GST_END_TEST;
+
 /* --- rope_kv_store_at --- */
 
 /* Element @i of a cache row of @dtype equals @v as llm_cuda_kv_store
@@ -993,6 +1218,7 @@ cuda_fused_suite (void)
   tcase_add_test (tc, test_matvec_swiglu_add);
   tcase_add_test (tc, test_matvec_swiglu_add_declines);
   tcase_add_test (tc, test_quantize_x_once);
+  tcase_add_test (tc, test_matvec_split_rmsnorm);
   tcase_add_test (tc, test_rope_kv_store_at);
   return s;
 }
