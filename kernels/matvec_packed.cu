@@ -93,20 +93,27 @@ matvec_packed_pro_any (float *out, const void *packed, LlmDType dtype,
       pro, p, s);
 }
 
+/* PRO_RMSNORM's arguments. */
+static MatvecPro
+rmsnorm_pro (const void *norm, LlmDType norm_dtype, float eps)
+{
+  MatvecPro p = { };
+
+  p.norm = norm;
+  p.norm_dtype = norm_dtype;
+  p.eps = eps;
+  return p;
+}
+
 gboolean
 llm_cuda_matvec_packed_rmsnorm (float *out, const void *packed,
     LlmDType dtype, const float *x, const void *norm, LlmDType norm_dtype,
     float eps, guint rows, guint cols, LlmCudaStream * stream)
 {
-  MatvecPro p = { };
-
   if (!pro_args_ok (dtype, rows, cols) || !norm_dtype_ok (norm_dtype))
     return FALSE;
-  p.norm = norm;
-  p.norm_dtype = norm_dtype;
-  p.eps = eps;
   return matvec_packed_pro_any (out, packed, dtype, x, rows, cols, false,
-      PRO_RMSNORM, p, stream);
+      PRO_RMSNORM, rmsnorm_pro (norm, norm_dtype, eps), stream);
 }
 
 gboolean
@@ -114,17 +121,13 @@ llm_cuda_matvec_packed_rmsnorm_swiglu (float *out, const void *packed,
     LlmDType dtype, const float *x, const void *norm, LlmDType norm_dtype,
     float eps, guint rows, guint cols, LlmCudaStream * stream)
 {
-  MatvecPro p = { };
-
   if (!pro_args_ok (dtype, rows, cols) ||
       (norm != NULL && !norm_dtype_ok (norm_dtype)) || is_quant (dtype) ||
       rows % 2 != 0)
     return FALSE;
-  p.norm = norm;
-  p.norm_dtype = norm_dtype;
-  p.eps = eps;
   return matvec_packed_pro_any (out, packed, dtype, x, rows, cols, false,
-      norm != NULL ? PRO_RMSNORM | PRO_GATED : PRO_GATED, p, stream);
+      norm != NULL ? PRO_RMSNORM | PRO_GATED : PRO_GATED,
+      rmsnorm_pro (norm, norm_dtype, eps), stream);
 }
 
 gboolean
