@@ -51,7 +51,9 @@
  * for Q8_0 / Q4_0, x rounded once into device memory (with the rmsnorm
  * or SwiGLU before it); the rmsnorms after the residual matvecs split
  * between those and the matvecs after them, no kernel of their own
- * (addnorm; it takes precedence over norm and qx where both apply).
+ * (addnorm; it takes precedence over norm, qx and the Q8_0/Q4_0 SwiGLU
+ * fusion where they meet: those matvecs then get x by kernels before
+ * them).
  * The default is what measured fastest
  * (docs/benchmarks.md). */
 #define FUSE_NORM 1u

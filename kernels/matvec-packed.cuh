@@ -111,6 +111,18 @@ epi_norm_row (const MatvecPro & p, unsigned int r, float v)
   atomicAdd (p.ss_out + r % LLM_CUDA_SS_PARTS, v * v);
 }
 
+/* PRO_RMSNORM's arguments. */
+static inline MatvecPro
+rmsnorm_pro (const void *norm, LlmDType norm_dtype, float eps)
+{
+  MatvecPro p = { };
+
+  p.norm = norm;
+  p.norm_dtype = norm_dtype;
+  p.eps = eps;
+  return p;
+}
+
 static __device__ __forceinline__ float
 pro_norm_weight (const MatvecPro & p, unsigned int i)
 {
@@ -630,9 +642,6 @@ matvec_packed_blocks_launch_pro (float *out, const void *packed,
     case EPI_NORM:
       return matvec_packed_launch_nx<T, 1, EPI_NORM> (out, packed, x,
           rows, cols, add, p, s);
-    case PRO_SWIGLU | EPI_NORM:
-      return matvec_packed_launch_nx<T, 1, PRO_SWIGLU | EPI_NORM> (out,
-          packed, x, rows, cols, add, p, s);
     default:
       return false;
   }

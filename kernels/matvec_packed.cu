@@ -93,18 +93,6 @@ matvec_packed_pro_any (float *out, const void *packed, LlmDType dtype,
       pro, p, s);
 }
 
-/* PRO_RMSNORM's arguments. */
-static MatvecPro
-rmsnorm_pro (const void *norm, LlmDType norm_dtype, float eps)
-{
-  MatvecPro p = { };
-
-  p.norm = norm;
-  p.norm_dtype = norm_dtype;
-  p.eps = eps;
-  return p;
-}
-
 gboolean
 llm_cuda_matvec_packed_rmsnorm (float *out, const void *packed,
     LlmDType dtype, const float *x, const void *norm, LlmDType norm_dtype,

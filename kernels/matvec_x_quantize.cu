@@ -80,7 +80,7 @@ llm_cuda_quantize_x (void *xq, LlmDType dtype, const float *x, guint cols,
     LlmCudaStream * stream)
 {
   cudaStream_t s = llm_cuda_raw_stream (stream);
-  MatvecPro p = { };
+  MatvecPro p = rmsnorm_pro (norm, norm_dtype, eps);
   int pro = swiglu ? PRO_SWIGLU : norm != NULL ? PRO_RMSNORM : PRO_NONE;
 
   if ((dtype != LLM_DTYPE_Q8_0 && dtype != LLM_DTYPE_Q4_0) || cols == 0 ||
@@ -88,9 +88,6 @@ llm_cuda_quantize_x (void *xq, LlmDType dtype, const float *x, guint cols,
       (norm != NULL && norm_dtype != LLM_DTYPE_F32 &&
           norm_dtype != LLM_DTYPE_F16 && norm_dtype != LLM_DTYPE_BF16))
     return FALSE;
-  p.norm = norm;
-  p.norm_dtype = norm_dtype;
-  p.eps = eps;
   llm_cuda_use_device ();
   if (dtype == LLM_DTYPE_Q8_0)
     launch<LLM_DTYPE_Q8_0> (xq, x, cols, pro, p, s);
