@@ -95,6 +95,16 @@ unsigned int llm_cuda_context_generation (void);
  * takes one; NULL means the default stream. */
 typedef struct _LlmCudaStream LlmCudaStream;
 
+/* Device memory that a kernel of the decode step which leaves DRAM idle
+ * (attention at short depth, SwiGLU) fetches into L2 as it starts
+ * (cp.async.bulk.prefetch; ignored before compute capability 9.0): the
+ * weights of the matvecs after it, up to two ranges, each starting 16-byte
+ * aligned. Only a hint: no result depends on it. */
+typedef struct {
+  const void *data[2];
+  size_t bytes[2];
+} LlmCudaPrefetch;
+
 LlmCudaStream *llm_cuda_stream_new (GError ** error);
 void llm_cuda_stream_free (LlmCudaStream * stream);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LlmCudaStream, llm_cuda_stream_free)
@@ -377,13 +387,14 @@ size_t llm_cuda_attention_decode_at_scratch_bytes (guint n_heads,
  * 16-byte aligned): FALSE, nothing launched, for anything else. @qkv
  * itself is not changed. The chunks are merged by the last block of each
  * KV head to finish, so no second kernel runs: @scratch keeps a count per
- * KV head between calls (zeroed once before the first). */
+ * KV head between calls (zeroed once before the first). @prefetch (may be
+ * NULL): weights the kernel fetches into L2 as it starts. */
 gboolean llm_cuda_attention_decode_rope_at (float *out, const float *qkv,
     void *k_cache, void *v_cache, LlmDType kv_dtype,
     const gint32 * n_pos_device, guint max_pos, guint n_heads,
     guint n_kv_heads, guint head_dim, size_t kv_stride, float scale,
     guint window, float theta, gboolean interleaved, float *scratch,
-    LlmCudaStream * stream);
+    const LlmCudaPrefetch * prefetch, LlmCudaStream * stream);
 
 /* Causal attention of @n_tokens queries at positions @pos0 .. pos0 +
  * n_tokens - 1 (prompt prefill) over a cache that already holds positions
@@ -454,6 +465,10 @@ void llm_cuda_rope_apply_at (float *x, guint n_tokens, size_t row_stride,
  * silu(gate_up[t][i]) * gate_up[t][ffn + i], rows of @ffn. */
 void llm_cuda_swiglu_rows (float *out, const float *gate_up, guint n_rows,
     guint ffn, LlmCudaStream * stream);
+/* The same, fetching @prefetch (may be NULL) into L2 as it starts. */
+void llm_cuda_swiglu_rows_prefetch (float *out, const float *gate_up,
+    guint n_rows, guint ffn, const LlmCudaPrefetch * prefetch,
+    LlmCudaStream * stream);
 
 /* x[i] += y[i] (the residual connections). */
 void llm_cuda_vector_add (float *x, const float *y, size_t n,

@@ -66,6 +66,11 @@
 /* att and addnorm: the fusions measured faster, for every dtype
  * (docs/benchmarks.md, 2026-12-07) */
 #define FUSE_DEFAULT (FUSE_ATT | FUSE_ADDNORM)
+/* What the decode step's attention and SwiGLU kernels fetch into L2 for
+ * the matvecs after them (l2-prefetch.cuh): at most this many MiB each
+ * (LLMASOS_CUDA_PREFETCH; 0 turns it off). The H100's L2 is 50 MB. */
+#define PREFETCH_DEFAULT_MIB 24
+#define PREFETCH_MAX_MIB 256
 
 struct _LlmCudaKv
 {
@@ -91,6 +96,9 @@ struct _LlmCudaCompute
   LlmCudaStream *stream;
   gboolean graphs_enabled;
   guint fuse;                   /* FUSE_*: the fused decode kernels used */
+  gsize prefetch;               /* bytes the attention and SwiGLU kernels
+                                 * fetch into L2 for the matvecs after them
+                                 * (LLMASOS_CUDA_PREFETCH, MiB) */
   GHashTable *graphs;           /* kv id -> LlmCudaGraph */
 
   guint block;                  /* tokens per prefill pass */
@@ -280,6 +288,9 @@ llm_cuda_compute_new (const LlmCudaWeights * w, GError ** error)
       PREFILL_BLOCK_MAX) : PREFILL_BLOCK;
   B = c->block;
   c->fuse = parse_fuse (g_getenv ("LLMASOS_CUDA_FUSE"));
+  env = g_getenv ("LLMASOS_CUDA_PREFETCH");
+  c->prefetch = (gsize) (env ? MIN (g_ascii_strtoull (env, NULL, 10),
+          PREFETCH_MAX_MIB) : PREFETCH_DEFAULT_MIB) << 20;
   c->graphs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
       (GDestroyNotify) llm_cuda_graph_free);
   c->allocations = g_ptr_array_new_with_free_func (llm_cuda_free);
@@ -384,6 +395,30 @@ project_add (LlmCudaCompute * c, float *x, const LlmCudaMatrix * m,
   return TRUE;
 }
 
+/* The first c->prefetch bytes of @a then @b (@b may be NULL): what a
+ * kernel that leaves DRAM idle fetches into L2 for the matvecs after it. */
+static LlmCudaPrefetch
+prefetch_of (LlmCudaCompute * c, const LlmCudaMatrix * a,
+    const LlmCudaMatrix * b)
+{
+  LlmCudaPrefetch pf = { {NULL, NULL}, {0, 0} };
+  gsize left = c->prefetch;
+  const LlmCudaMatrix *m[2] = { a, b };
+
+  for (guint i = 0; i < 2 && left > 0; i++) {
+    gsize n;
+
+    if (m[i] == NULL)
+      break;
+    n = MIN (left, llm_cuda_matrix_bytes (m[i]->dtype, m[i]->rows,
+            m[i]->cols));
+    pf.data[i] = m[i]->data;
+    pf.bytes[i] = n;
+    left -= n;
+  }
+  return pf;
+}
+
 static gboolean
 is_quant (LlmDType t)
 {
@@ -435,16 +470,19 @@ decode_matvec (LlmCudaCompute * c, float *out, const LlmCudaMatrix * m,
  * and c->xb = rmsnorm(x) * @next_norm for the matvec after it. TRUE: the
  * rmsnorm is split (c->xb is x * next_norm, the sums of squares in @ss,
  * for decode_matvec_normed); FALSE where the matvec cannot split it: the
- * whole rmsnorm in c->xb, by a kernel of its own. */
+ * whole rmsnorm in c->xb, by a kernel of its own. The SwiGLU kernel
+ * fetches the start of M, then of @after (may be NULL), into L2. */
 static gboolean
 decode_residual_norm (LlmCudaCompute * c, const LlmCudaMatrix * m,
     const float *y, gboolean swiglu, const LlmCudaMatrix * next_norm,
-    float *ss)
+    float *ss, const LlmCudaMatrix * after)
 {
   LlmCudaStream *s = c->stream;
 
   if (swiglu) {
-    llm_cuda_swiglu_rows (c->hb, y, 1, m->cols, s);
+    LlmCudaPrefetch pf = prefetch_of (c, m, after);
+
+    llm_cuda_swiglu_rows_prefetch (c->hb, y, 1, m->cols, &pf, s);
     y = c->hb;
   }
   if (llm_cuda_matvec_packed_add_norm (c->x, m->data, m->dtype, y, m->rows,
@@ -490,7 +528,7 @@ decode_matvec_normed (LlmCudaCompute * c, float *out,
  * kernel takes the shape), two (FUSE_ROPE) or four. */
 static void
 decode_attention (LlmCudaCompute * c, void *kc, void *vc, LlmDType kv_dtype,
-    guint n_ctx)
+    guint n_ctx, const LlmCudaPrefetch * pf)
 {
   const LlmHParams *hp = &c->hp;
   LlmCudaStream *s = c->stream;
@@ -501,7 +539,7 @@ decode_attention (LlmCudaCompute * c, void *kc, void *vc, LlmDType kv_dtype,
       llm_cuda_attention_decode_rope_at (c->att, c->qkv, kc, vc, kv_dtype,
           c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
           c->kv_dim, c->scale, 0, hp->rope_theta, interleaved,
-          c->att_scratch, s))
+          c->att_scratch, pf, s))
     return;
   if (c->fuse & FUSE_ROPE) {
     llm_cuda_rope_kv_store_at (c->qkv, hp->n_heads, hp->n_kv_heads,
@@ -534,7 +572,7 @@ decode_layer_fused (LlmCudaCompute * c, const LlmCudaLayer * L, void *kc,
   const LlmCudaMatrix *gu = &L->w_gate_up;
 
   decode_matvec (c, c->qkv, &L->wqkv, c->x, &L->attn_norm, FALSE, FALSE);
-  decode_attention (c, kc, vc, kv_dtype, n_ctx);
+  decode_attention (c, kc, vc, kv_dtype, n_ctx, NULL);
   decode_matvec (c, c->x, &L->wo, c->att, NULL, FALSE, TRUE);
 
   if (!is_quant (gu->dtype) && (c->fuse & FUSE_SWIGLU)) {
@@ -573,15 +611,17 @@ decode_layer_addnorm (LlmCudaCompute * c, guint l, const LlmCudaLayer * L,
   const LlmCudaMatrix *gu = &L->w_gate_up;
   gboolean split, gated = FALSE;
   const float *h = c->gate_up;
+  LlmCudaPrefetch pf;
 
   if (l == 0)
     decode_matvec (c, c->qkv, &L->wqkv, c->x, &L->attn_norm, FALSE, FALSE);
   else
     decode_matvec_normed (c, c->qkv, &L->wqkv,
         *split_in ? ss_slot (c, 2 * l) : NULL, FALSE);
-  decode_attention (c, kc, vc, kv_dtype, n_ctx);
+  pf = prefetch_of (c, &L->wo, gu);
+  decode_attention (c, kc, vc, kv_dtype, n_ctx, &pf);
   split = decode_residual_norm (c, &L->wo, c->att, FALSE, &L->ffn_norm,
-      ss_slot (c, 2 * l + 1));
+      ss_slot (c, 2 * l + 1), NULL);
 
   if (!is_quant (gu->dtype) && (c->fuse & FUSE_SWIGLU))
     gated = decode_matvec_normed (c, c->hb, gu,
@@ -593,7 +633,7 @@ decode_layer_addnorm (LlmCudaCompute * c, guint l, const LlmCudaLayer * L,
         split ? ss_slot (c, 2 * l + 1) : NULL, FALSE);
   if (next != NULL)
     *split_in = decode_residual_norm (c, &L->w_down, h, !gated,
-        &next->attn_norm, ss_slot (c, 2 * (l + 1)));
+        &next->attn_norm, ss_slot (c, 2 * (l + 1)), &next->wqkv);
   else
     decode_matvec (c, c->x, &L->w_down, h, NULL, !gated, TRUE);
 }
@@ -639,7 +679,7 @@ run_layers (LlmCudaCompute * c, LlmCudaKv * kv, guint n, guint pos0,
     if (!project (c, c->qkv, &L->wqkv, c->xb, n, error))
       return FALSE;
     if (decode) {
-      decode_attention (c, kc, vc, kv->dtype, kv->n_ctx);
+      decode_attention (c, kc, vc, kv->dtype, kv->n_ctx, NULL);
     } else {
       /* q's heads and k's are adjacent in a row: one rotation for both */
       llm_cuda_rope_apply (c->qkv, n, c->qkv_dim,

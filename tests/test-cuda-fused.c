@@ -63,7 +63,8 @@
  * - attention_decode_rope_at (RoPE, cache append and attention in one
  *   kernel), F16 cache, (32, 8, 128), (8, 1, 64), (6, 3, 256), both
  *   rotations, counts 1 .. 4100 of a 4100-position cache (one or many
- *   chunks, the scratch reused): against rope_kv_store_at +
+ *   chunks, the scratch reused; odd counts with an L2 prefetch of two
+ *   other buffers): against rope_kv_store_at +
  *   attention_decode_at, output within 1e-5 relative L2, q|k|v untouched,
  *   the v cache identical, the new k row within an F16 ulp (the count of
  *   differing elements printed), every other row unchanged; FALSE for an
@@ -1080,6 +1081,7 @@ check_attention_rope (guint nh, guint nkv, guint hd, guint n_ctx,
   float *dqkv_a, *dqkv_b, *douta, *doutb;
   gpointer dka, dva, dkb, dvb;
   gsize n_diff = 0, row = (gsize) pos * kv_dim;
+  LlmCudaPrefetch pf;
   double e;
 
   for (gsize i = 0; i < cache_n; i++) {
@@ -1096,14 +1098,20 @@ check_attention_rope (guint nh, guint nkv, guint hd, guint n_ctx,
   doutb = dev_nan (q_dim);
   upload (dcount, &count, sizeof count);
   upload (dpos, &pos, sizeof pos);
+  pf.data[0] = dka;
+  pf.data[1] = dva;
+  pf.bytes[0] = pf.bytes[1] = bytes;
 
   llm_cuda_rope_kv_store_at (dqkv_a, nh, nkv, hd, dka, dva, LLM_DTYPE_F16,
       dpos, theta, il, stream);
   llm_cuda_attention_decode_at (douta, dqkv_a, dka, dva, LLM_DTYPE_F16,
       dcount, n_ctx, nh, nkv, hd, kv_dim, scale, 0, dscratch_a, stream);
+  /* odd counts also fetch the other kernels' caches into L2 (a hint that
+   * must change nothing) */
   fail_unless (llm_cuda_attention_decode_rope_at (doutb, dqkv_b, dkb, dvb,
           LLM_DTYPE_F16, dcount, n_ctx, nh, nkv, hd, kv_dim, scale, 0, theta,
-          il, dscratch_b, stream), "%s: declined", what);
+          il, dscratch_b, (count & 1) ? &pf : NULL, stream),
+      "%s: declined", what);
   to_host (oa, douta, q_dim * sizeof (float));
   to_host (ob, doutb, q_dim * sizeof (float));
   to_host (ka, dka, bytes);
@@ -1186,10 +1194,12 @@ GST_START_TEST (test_attention_decode_rope_at)
     float *d = dev_zeroed (1 << 20);
 
     fail_if (llm_cuda_attention_decode_rope_at (d, d, d, d, LLM_DTYPE_F32,
-            dcount, 16, 8, 4, 128, 512, 1.0f, 0, 10000.0f, FALSE, d, stream),
+            dcount, 16, 8, 4, 128, 512, 1.0f, 0, 10000.0f, FALSE, d, NULL,
+            stream),
         "an F32 cache was taken");
     fail_if (llm_cuda_attention_decode_rope_at (d, d, d, d, LLM_DTYPE_F16,
-            dcount, 16, 8, 4, 8, 32, 1.0f, 0, 10000.0f, FALSE, d, stream),
+            dcount, 16, 8, 4, 8, 32, 1.0f, 0, 10000.0f, FALSE, d, NULL,
+            stream),
         "heads of 8 were taken");
     llm_cuda_free (d);
   }
