@@ -1,8 +1,8 @@
 /* LLMasOS - l2_prefetch: a kernel of the decode step that leaves memory
- * idle (attention at short depth, SwiGLU) fetches the weights of the
- * matvecs after it into L2 (cp.async.bulk.prefetch, compute capability
- * 9.0+), so that DRAM streams weights while it runs instead of waiting for
- * the next matvec's first loads. A hint: nothing waits for it, nothing
+ * idle (attention at short depth, SwiGLU; a matvec's tail) fetches the
+ * weights of the matvecs after it into L2 (cp.async.bulk.prefetch,
+ * compute capability 9.0+), so that DRAM streams weights while it runs
+ * instead of waiting for the next matvec's first loads. A hint: nothing waits for it, nothing
  * reads the lines it brings until the matvec does, and the result of every
  * kernel is the same with or without it (tests/test-cuda-fused.c).
  *
@@ -24,18 +24,13 @@ l2_prefetch_bulk (const void *p, unsigned int bytes)
 #endif
 }
 
-/* The whole grid's share of @pf: piece j of each range is asked for by
- * thread j of the grid (in the order of blockIdx.x, then .y), each thread
- * issuing one instruction a piece and not waiting. Ranges start 16-byte
- * aligned (device allocations); a last piece not a multiple of 16 bytes
- * is left out. */
+/* Thread @tid of @n_threads's share of @pf: piece j of each range is
+ * asked for by thread j % n_threads, one instruction a piece, not waiting
+ * for it. Ranges start 16-byte aligned (device allocations); a last piece
+ * not a multiple of 16 bytes is left out. */
 static __device__ __forceinline__ void
-l2_prefetch (const LlmCudaPrefetch & pf)
+l2_prefetch_share (const LlmCudaPrefetch & pf, size_t tid, size_t n_threads)
 {
-  size_t tid = ((size_t) blockIdx.y * gridDim.x + blockIdx.x) * blockDim.x
-      + threadIdx.x;
-  size_t n_threads = (size_t) gridDim.x * gridDim.y * blockDim.x;
-
 #pragma unroll
   for (int r = 0; r < 2; r++) {
     const char *p = (const char *) pf.data[r];
@@ -46,6 +41,26 @@ l2_prefetch (const LlmCudaPrefetch & pf)
       l2_prefetch_bulk (p + off, (unsigned int) MIN ((size_t)
               L2_PREFETCH_PIECE, bytes - off));
   }
+}
+
+/* The whole grid's share: every thread of every block (x, then y). */
+static __device__ __forceinline__ void
+l2_prefetch (const LlmCudaPrefetch & pf)
+{
+  l2_prefetch_share (pf, ((size_t) blockIdx.y * gridDim.x + blockIdx.x)
+      * blockDim.x + threadIdx.x, (size_t) gridDim.x * gridDim.y
+      * blockDim.x);
+}
+
+/* A 1-D grid's share, the pieces given to its blocks from the last one
+ * down: called as a block starts, it is issued by the blocks scheduled
+ * last, in the tail of the kernel, when fewer and fewer warps keep DRAM
+ * busy. */
+static __device__ __forceinline__ void
+l2_prefetch_tail (const LlmCudaPrefetch & pf)
+{
+  l2_prefetch_share (pf, (size_t) (gridDim.x - 1 - blockIdx.x) * blockDim.x
+      + threadIdx.x, (size_t) gridDim.x * blockDim.x);
 }
 
 /* A kernel argument from an optional host pointer (NULL: nothing). */

@@ -297,15 +297,17 @@ gboolean llm_cuda_matvec_packed_swiglu_add (float *out, const void *packed,
  * even) the SwiGLU after a stacked gate|up, as
  * llm_cuda_matvec_packed_rmsnorm_swiglu(). llm_cuda_rmsnorm_finish()
  * applies the scale to xn itself, for a consumer that cannot. All five
- * dtypes; @norm F32, F16 or BF16. */
+ * dtypes; @norm F32, F16 or BF16. Both fetch @prefetch (may be NULL), the
+ * next matvec's weights, into L2 in their tail. */
 #define LLM_CUDA_SS_PARTS 32
 gboolean llm_cuda_matvec_packed_add_norm (float *out, const void *packed,
     LlmDType dtype, const float *x, guint rows, guint cols, float *xn,
     const void *norm, LlmDType norm_dtype, float *ss,
-    LlmCudaStream * stream);
+    const LlmCudaPrefetch * prefetch, LlmCudaStream * stream);
 gboolean llm_cuda_matvec_packed_scaled (float *out, const void *packed,
     LlmDType dtype, const float *xn, const float *ss, float eps, guint rows,
-    guint cols, gboolean gated, LlmCudaStream * stream);
+    guint cols, gboolean gated, const LlmCudaPrefetch * prefetch,
+    LlmCudaStream * stream);
 void llm_cuda_rmsnorm_finish (float *out, const float *xn, const float *ss,
     guint n, float eps, LlmCudaStream * stream);
 /* For the Q8_0 / Q4_0 matvecs: x rounded to Q8_0 once into @xq (device

@@ -70,6 +70,9 @@
  * the matvecs after them (l2-prefetch.cuh): at most this many MiB each
  * (LLMASOS_CUDA_PREFETCH; 0 turns it off). The H100's L2 is 50 MB. */
 #define PREFETCH_DEFAULT_MIB 24
+/* the same for the tail of a residual or normed matvec, the next
+ * matrix's first MiB (LLMASOS_CUDA_PREFETCH_TAIL) */
+#define PREFETCH_TAIL_DEFAULT_MIB 0
 #define PREFETCH_MAX_MIB 256
 
 struct _LlmCudaKv
@@ -99,6 +102,8 @@ struct _LlmCudaCompute
   gsize prefetch;               /* bytes the attention and SwiGLU kernels
                                  * fetch into L2 for the matvecs after them
                                  * (LLMASOS_CUDA_PREFETCH, MiB) */
+  gsize prefetch_tail;          /* and a residual or normed matvec in its
+                                 * tail (LLMASOS_CUDA_PREFETCH_TAIL) */
   GHashTable *graphs;           /* kv id -> LlmCudaGraph */
 
   guint block;                  /* tokens per prefill pass */
@@ -291,6 +296,9 @@ llm_cuda_compute_new (const LlmCudaWeights * w, GError ** error)
   env = g_getenv ("LLMASOS_CUDA_PREFETCH");
   c->prefetch = (gsize) (env ? MIN (g_ascii_strtoull (env, NULL, 10),
           PREFETCH_MAX_MIB) : PREFETCH_DEFAULT_MIB) << 20;
+  env = g_getenv ("LLMASOS_CUDA_PREFETCH_TAIL");
+  c->prefetch_tail = (gsize) (env ? MIN (g_ascii_strtoull (env, NULL, 10),
+          PREFETCH_MAX_MIB) : PREFETCH_TAIL_DEFAULT_MIB) << 20;
   c->graphs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
       (GDestroyNotify) llm_cuda_graph_free);
   c->allocations = g_ptr_array_new_with_free_func (llm_cuda_free);
@@ -395,14 +403,13 @@ project_add (LlmCudaCompute * c, float *x, const LlmCudaMatrix * m,
   return TRUE;
 }
 
-/* The first c->prefetch bytes of @a then @b (@b may be NULL): what a
+/* The first @budget bytes of @a then @b (either may be NULL): what a
  * kernel that leaves DRAM idle fetches into L2 for the matvecs after it. */
 static LlmCudaPrefetch
-prefetch_of (LlmCudaCompute * c, const LlmCudaMatrix * a,
-    const LlmCudaMatrix * b)
+prefetch_of (gsize budget, const LlmCudaMatrix * a, const LlmCudaMatrix * b)
 {
   LlmCudaPrefetch pf = { {NULL, NULL}, {0, 0} };
-  gsize left = c->prefetch;
+  gsize left = budget;
   const LlmCudaMatrix *m[2] = { a, b };
 
   for (guint i = 0; i < 2 && left > 0; i++) {
@@ -470,23 +477,25 @@ decode_matvec (LlmCudaCompute * c, float *out, const LlmCudaMatrix * m,
  * and c->xb = rmsnorm(x) * @next_norm for the matvec after it. TRUE: the
  * rmsnorm is split (c->xb is x * next_norm, the sums of squares in @ss,
  * for decode_matvec_normed); FALSE where the matvec cannot split it: the
- * whole rmsnorm in c->xb, by a kernel of its own. The SwiGLU kernel
- * fetches the start of M, then of @after (may be NULL), into L2. */
+ * whole rmsnorm in c->xb, by a kernel of its own. @next_m (may be
+ * NULL): the matrix read after M, whose start the matvec fetches into L2
+ * in its tail; the SwiGLU kernel fetches the start of M, then of @next_m. */
 static gboolean
 decode_residual_norm (LlmCudaCompute * c, const LlmCudaMatrix * m,
     const float *y, gboolean swiglu, const LlmCudaMatrix * next_norm,
-    float *ss, const LlmCudaMatrix * after)
+    float *ss, const LlmCudaMatrix * next_m)
 {
   LlmCudaStream *s = c->stream;
+  LlmCudaPrefetch tail = prefetch_of (c->prefetch_tail, next_m, NULL);
 
   if (swiglu) {
-    LlmCudaPrefetch pf = prefetch_of (c, m, after);
+    LlmCudaPrefetch pf = prefetch_of (c->prefetch, m, next_m);
 
     llm_cuda_swiglu_rows_prefetch (c->hb, y, 1, m->cols, &pf, s);
     y = c->hb;
   }
   if (llm_cuda_matvec_packed_add_norm (c->x, m->data, m->dtype, y, m->rows,
-          m->cols, c->xb, next_norm->data, next_norm->dtype, ss, s))
+          m->cols, c->xb, next_norm->data, next_norm->dtype, ss, &tail, s))
     return TRUE;
   llm_cuda_matvec_packed_add (c->x, m->data, m->dtype, y, m->rows, m->cols,
       s);
@@ -498,17 +507,20 @@ decode_residual_norm (LlmCudaCompute * c, const LlmCudaMatrix * m,
 /* out = M x' where x' is the rmsnorm decode_residual_norm left in c->xb:
  * split (@ss its sums: the scale applied in the matvec) or whole (@ss
  * NULL). @gated (F32, F16, BF16): out = silu(g) * u of [g | u] = M x';
- * FALSE, nothing launched, where that cannot be done in the matvec. */
+ * FALSE, nothing launched, where that cannot be done in the matvec. The
+ * split one fetches the start of @next_m into L2 in its tail. */
 static gboolean
 decode_matvec_normed (LlmCudaCompute * c, float *out,
-    const LlmCudaMatrix * m, float *ss, gboolean gated)
+    const LlmCudaMatrix * m, float *ss, gboolean gated,
+    const LlmCudaMatrix * next_m)
 {
   LlmCudaStream *s = c->stream;
   float eps = c->hp.rms_eps;
+  LlmCudaPrefetch tail = prefetch_of (c->prefetch_tail, next_m, NULL);
 
   if (ss != NULL) {
     if (llm_cuda_matvec_packed_scaled (out, m->data, m->dtype, c->xb, ss,
-            eps, m->rows, m->cols, gated, s))
+            eps, m->rows, m->cols, gated, &tail, s))
       return TRUE;
     if (gated)
       return FALSE;
@@ -617,20 +629,20 @@ decode_layer_addnorm (LlmCudaCompute * c, guint l, const LlmCudaLayer * L,
     decode_matvec (c, c->qkv, &L->wqkv, c->x, &L->attn_norm, FALSE, FALSE);
   else
     decode_matvec_normed (c, c->qkv, &L->wqkv,
-        *split_in ? ss_slot (c, 2 * l) : NULL, FALSE);
-  pf = prefetch_of (c, &L->wo, gu);
+        *split_in ? ss_slot (c, 2 * l) : NULL, FALSE, &L->wo);
+  pf = prefetch_of (c->prefetch, &L->wo, gu);
   decode_attention (c, kc, vc, kv_dtype, n_ctx, &pf);
   split = decode_residual_norm (c, &L->wo, c->att, FALSE, &L->ffn_norm,
-      ss_slot (c, 2 * l + 1), NULL);
+      ss_slot (c, 2 * l + 1), gu);
 
   if (!is_quant (gu->dtype) && (c->fuse & FUSE_SWIGLU))
     gated = decode_matvec_normed (c, c->hb, gu,
-        split ? ss_slot (c, 2 * l + 1) : NULL, TRUE);
+        split ? ss_slot (c, 2 * l + 1) : NULL, TRUE, &L->w_down);
   if (gated)
     h = c->hb;
   else
     decode_matvec_normed (c, c->gate_up, gu,
-        split ? ss_slot (c, 2 * l + 1) : NULL, FALSE);
+        split ? ss_slot (c, 2 * l + 1) : NULL, FALSE, &L->w_down);
   if (next != NULL)
     *split_in = decode_residual_norm (c, &L->w_down, h, !gated,
         &next->attn_norm, ss_slot (c, 2 * (l + 1)), &next->wqkv);

@@ -79,7 +79,8 @@
  * - the split rmsnorm (matvec_packed_add_norm, then matvec_packed_scaled
  *   or rmsnorm_finish), all five dtypes, producer dim x cols and consumer
  *   rows x dim for (4096, 14336, 6144) (w_down, then q|k|v), (96, 64,
- *   38), (32, 32, 1), (1536, 96, 513), plain types (1001, 7, 6); F32,
+ *   38), (32, 32, 1), (1536, 96, 513), plain types (1001, 7, 6), each
+ *   fetching the other's weights into L2 in its tail; F32,
  *   F16, BF16 norms: out bit-identical to matvec_packed_add, xn exactly
  *   norm * out, the partial sums' total within 1e-5 of sum out^2; the
  *   scaled matvec against rmsnorm_forward + matvec_packed and against
@@ -759,6 +760,14 @@ GST_START_TEST (test_matvec_split_rmsnorm)
         Ref ref;
         gpointer dnorm;
         float *dout, *dref, *dxn, *dss, *dn2, *dfin, *dgot, *dunf;
+        /* each matvec fetches the other's weights into L2 in its tail: a
+         * hint that must change nothing */
+        LlmCudaPrefetch pf_next = { {wc.packed, NULL},
+        {llm_cuda_matrix_bytes (dt, rows, dim), 0}
+        };
+        LlmCudaPrefetch pf_prev = { {wp.packed, NULL},
+        {llm_cuda_matrix_bytes (dt, dim, cols), 0}
+        };
 
         for (guint c = 0; c < dim; c++)
           nf[c] += 1.0f;
@@ -778,7 +787,7 @@ GST_START_TEST (test_matvec_split_rmsnorm)
 
         /* the first half: out += W y, xn = out * n, the squares of out */
         fail_unless (llm_cuda_matvec_packed_add_norm (dout, wp.packed, dt, dy,
-                dim, cols, dxn, dnorm, nd, dss, stream),
+                dim, cols, dxn, dnorm, nd, dss, &pf_next, stream),
             "%s: add_norm returned FALSE", what);
         llm_cuda_matvec_packed_add (dref, wp.packed, dt, dy, dim, cols,
             stream);
@@ -814,7 +823,7 @@ GST_START_TEST (test_matvec_split_rmsnorm)
         /* the second half, against rmsnorm_forward + matvec_packed of the
          * same out, and against the CPU's llm_rmsnorm + llm_matvec */
         fail_unless (llm_cuda_matvec_packed_scaled (dgot, wc.packed, dt, dxn,
-                dss, EPS, rows, dim, FALSE, stream),
+                dss, EPS, rows, dim, FALSE, &pf_prev, stream),
             "%s: scaled returned FALSE", what);
         llm_cuda_rmsnorm_forward (dn2, dout, dnorm, nd, dim, 1, EPS, stream);
         llm_cuda_matvec_packed (dunf, wc.packed, dt, dn2, rows, dim, stream);
@@ -843,7 +852,7 @@ GST_START_TEST (test_matvec_split_rmsnorm)
           float *dsw = dev_nan (ffn), *dgated = dev_nan (ffn);
 
           fail_unless (llm_cuda_matvec_packed_scaled (dgated, wc.packed, dt,
-                  dxn, dss, EPS, rows, dim, TRUE, stream),
+                  dxn, dss, EPS, rows, dim, TRUE, NULL, stream),
               "%s: scaled, gated, returned FALSE", what);
           llm_cuda_swiglu_rows (dsw, dunf, 1, ffn, stream);
           to_host (got, dgated, ffn * sizeof (float));
@@ -889,17 +898,17 @@ GST_START_TEST (test_matvec_split_rmsnorm)
 
     matrix_make (&m, LLM_DTYPE_F16, 36, 64);
     fail_if (llm_cuda_matvec_packed_add_norm (d, m.packed, LLM_DTYPE_F16, d,
-            36, 64, d, NULL, LLM_DTYPE_F32, d, stream));
+            36, 64, d, NULL, LLM_DTYPE_F32, d, NULL, stream));
     fail_if (llm_cuda_matvec_packed_add_norm (d, m.packed, LLM_DTYPE_F16, d,
-            36, 64, d, d, LLM_DTYPE_Q8_0, d, stream));
+            36, 64, d, d, LLM_DTYPE_Q8_0, d, NULL, stream));
     fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_F16, d,
-            NULL, EPS, 36, 64, FALSE, stream));
+            NULL, EPS, 36, 64, FALSE, NULL, stream));
     fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_F16, d, d,
-            EPS, 35, 64, TRUE, stream));
+            EPS, 35, 64, TRUE, NULL, stream));
     matrix_clear (&m);
     matrix_make (&m, LLM_DTYPE_Q8_0, 36, 64);
     fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_Q8_0, d, d,
-            EPS, 36, 64, TRUE, stream));
+            EPS, 36, 64, TRUE, NULL, stream));
     matrix_clear (&m);
     llm_cuda_free (d);
   }
