@@ -1,45 +1,43 @@
 /* LLMasOS - l2_prefetch: a kernel of the decode step that leaves memory
  * idle (attention at short depth, SwiGLU; a matvec's tail) fetches the
- * weights of the matvecs after it into L2 (cp.async.bulk.prefetch,
- * compute capability 9.0+), so that DRAM streams weights while it runs
- * instead of waiting for the next matvec's first loads. A hint: nothing waits for it, nothing
- * reads the lines it brings until the matvec does, and the result of every
- * kernel is the same with or without it (tests/test-cuda-fused.c).
+ * weights of the matvecs after it into L2 (prefetch.global.L2, a line an
+ * instruction), so that DRAM streams weights while it runs instead of
+ * waiting for the next matvec's first loads. Off by default
+ * (LLMASOS_CUDA_PREFETCH, docs/cuda.md): not yet measured faster. A hint:
+ * nothing waits for it, nothing reads the lines it brings until the
+ * matvec does, and the result of every kernel is the same with or without
+ * it (tests/test-cuda-fused.c).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
 #include "llm-cuda-private.cuh"
 
-/* Bytes a prefetch instruction asks for: 2048 of them cover the 32 MiB of
- * an 8B F16 wo, about one per thread of the attention's grid. */
-#define L2_PREFETCH_PIECE (16u * 1024u)
+/* Bytes a prefetch instruction asks for: one L2 line. A bulk prefetch
+ * (cp.async.bulk.prefetch.L2 of 16 KiB a thread) measured 2.4x slower
+ * for Q4_0 on the H100: a block seems not to retire before its bulk
+ * copies, so the kernel's end waited for the prefetch. */
+#define L2_PREFETCH_PIECE 128u
 
 static __device__ __forceinline__ void
-l2_prefetch_bulk (const void *p, unsigned int bytes)
+l2_prefetch_line (const void *p)
 {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile ("cp.async.bulk.prefetch.L2.global [%0], %1;"::"l" (p),
-      "r" (bytes):"memory");
-#endif
+  asm volatile ("prefetch.global.L2 [%0];"::"l" (p));
 }
 
-/* Thread @tid of @n_threads's share of @pf: piece j of each range is
- * asked for by thread j % n_threads, one instruction a piece, not waiting
- * for it. Ranges start 16-byte aligned (device allocations); a last piece
- * not a multiple of 16 bytes is left out. */
+/* Thread @tid of @n_threads's share of @pf: line j of each range is
+ * asked for by thread j % n_threads, not waiting for it. */
 static __device__ __forceinline__ void
 l2_prefetch_share (const LlmCudaPrefetch & pf, size_t tid, size_t n_threads)
 {
 #pragma unroll
   for (int r = 0; r < 2; r++) {
     const char *p = (const char *) pf.data[r];
-    size_t bytes = p ? pf.bytes[r] & ~(size_t) 15 : 0;
+    size_t bytes = p ? pf.bytes[r] : 0;
 
     for (size_t off = tid * L2_PREFETCH_PIECE; off < bytes;
         off += n_threads * L2_PREFETCH_PIECE)
-      l2_prefetch_bulk (p + off, (unsigned int) MIN ((size_t)
-              L2_PREFETCH_PIECE, bytes - off));
+      l2_prefetch_line (p + off);
   }
 }
 

@@ -96,10 +96,9 @@ unsigned int llm_cuda_context_generation (void);
 typedef struct _LlmCudaStream LlmCudaStream;
 
 /* Device memory that a kernel of the decode step which leaves DRAM idle
- * (attention at short depth, SwiGLU) fetches into L2 as it starts
- * (cp.async.bulk.prefetch; ignored before compute capability 9.0): the
- * weights of the matvecs after it, up to two ranges, each starting 16-byte
- * aligned. Only a hint: no result depends on it. */
+ * (attention at short depth, SwiGLU; a matvec's tail) fetches into L2
+ * (prefetch.global.L2, a line an instruction): the weights of the matvecs
+ * after it, up to two ranges. Only a hint: no result depends on it. */
 typedef struct {
   const void *data[2];
   size_t bytes[2];

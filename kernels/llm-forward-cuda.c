@@ -68,8 +68,10 @@
 #define FUSE_DEFAULT (FUSE_ATT | FUSE_ADDNORM)
 /* What the decode step's attention and SwiGLU kernels fetch into L2 for
  * the matvecs after them (l2-prefetch.cuh): at most this many MiB each
- * (LLMASOS_CUDA_PREFETCH; 0 turns it off). The H100's L2 is 50 MB. */
-#define PREFETCH_DEFAULT_MIB 24
+ * (LLMASOS_CUDA_PREFETCH; 0 turns it off). The H100's L2 is 50 MB. Off
+ * by default: with bulk prefetches it made every dtype slower on the
+ * H100 (docs/benchmarks.md, "The L2 prefetch"). */
+#define PREFETCH_DEFAULT_MIB 0
 /* the same for the tail of a residual or normed matvec, the next
  * matrix's first MiB (LLMASOS_CUDA_PREFETCH_TAIL) */
 #define PREFETCH_TAIL_DEFAULT_MIB 0
