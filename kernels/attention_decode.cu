@@ -1184,15 +1184,15 @@ launch (float *out, const float *q, const void *k, const void *v,
     if (head_dim == 64)
       launch_f16_d<64> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
           max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-        pf, s);
+          pf, s);
     else if (head_dim == 128)
       launch_f16_d<128> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
           max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-        pf, s);
+          pf, s);
     else
       launch_f16_d<256> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
           max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-        pf, s);
+          pf, s);
   } else {
     size_t smem = split_smem_floats (group, head_dim) * sizeof (float);
 

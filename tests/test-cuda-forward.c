@@ -128,6 +128,24 @@ convert (LlmDType dtype)
   return path;
 }
 
+/* One decode step of @tok on both devices: the CPU's logits into @lc,
+ * the GPU's into @lg; returns their relative L2 difference. */
+static double
+step_both (LlmCompute * cpu, LlmKvCache * kc, LlmCompute * gpu,
+    LlmKvCache * kg, gint32 tok, float *hidden, float *lc, float *lg,
+    guint n_vocab)
+{
+  GError *err = NULL;
+
+  fail_unless (llm_compute_forward (cpu, kc, &tok, 1, hidden, &err));
+  llm_compute_logits (cpu, hidden, lc);
+  fail_unless (llm_compute_forward (gpu, kg, &tok, 1, NULL, &err), "%s",
+      err ? err->message : "");
+  fail_unless (llm_compute_logits_full (gpu, NULL, lg, NULL, &err), "%s",
+      err ? err->message : "");
+  return rel_l2 (lg, lc, n_vocab);
+}
+
 /* CPU and GPU side by side on @path: prefill of each reference prompt
  * (whole, or in two parts when @split), then decode steps fed with the
  * CPU's greedy tokens; the worst relative L2 error of the logits is
@@ -184,13 +202,8 @@ compare_logits (const gchar * path, gboolean split, gboolean * same_tokens)
     for (guint step = 0; step < 24; step++) {
       tok = argmax (lc, n_vocab);
       *same_tokens &= argmax (lg, n_vocab) == tok;
-      fail_unless (llm_compute_forward (cpu, kc, &tok, 1, hidden, &err));
-      llm_compute_logits (cpu, hidden, lc);
-      fail_unless (llm_compute_forward (gpu, kg, &tok, 1, NULL, &err), "%s",
-          err ? err->message : "");
-      fail_unless (llm_compute_logits_full (gpu, NULL, lg, NULL, &err), "%s",
-          err ? err->message : "");
-      worst = MAX (worst, rel_l2 (lg, lc, n_vocab));
+      worst = MAX (worst, step_both (cpu, kc, gpu, kg, tok, hidden, lc, lg,
+              n_vocab));
     }
     g_array_unref (ids);
   }
@@ -277,13 +290,7 @@ compare_long_prefill (guint n, guint block, gboolean * same_token)
     e = rel_l2 (lg, lc, n_vocab);
     /* one decode step over the whole cache */
     tok = argmax (lc, n_vocab);
-    fail_unless (llm_compute_forward (cpu, kc, &tok, 1, hidden, &err));
-    llm_compute_logits (cpu, hidden, lc);
-    fail_unless (llm_compute_forward (gpu, kg, &tok, 1, NULL, &err), "%s",
-        err ? err->message : "");
-    fail_unless (llm_compute_logits_full (gpu, NULL, lg, NULL, &err), "%s",
-        err ? err->message : "");
-    e = MAX (e, rel_l2 (lg, lc, n_vocab));
+    e = MAX (e, step_both (cpu, kc, gpu, kg, tok, hidden, lc, lg, n_vocab));
     *same_token = argmax (lg, n_vocab) == argmax (lc, n_vocab);
   }
   g_unsetenv ("LLMASOS_CUDA_PREFILL_BLOCK");
