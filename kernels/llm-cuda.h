@@ -292,7 +292,7 @@ gboolean llm_cuda_matvec_packed_swiglu_add (float *out, const void *packed,
  * so that the atomics do not queue on one address);
  * llm_cuda_matvec_packed_scaled() then takes xn and @ss and computes W
  * (xn / sqrt(sum(ss) / cols + eps)), i.e. W (rmsnorm(out) * norm), the
- * scale applied to the dot products; with @gated (F32, F16, BF16, @rows
+ * scale applied to the dot products; with @gated (any of the five, @rows
  * even) the SwiGLU after a stacked gate|up, as
  * llm_cuda_matvec_packed_rmsnorm_swiglu(). llm_cuda_rmsnorm_finish()
  * applies the scale to xn itself, for a consumer that cannot. All five

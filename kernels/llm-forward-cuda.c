@@ -637,7 +637,7 @@ decode_layer_addnorm (LlmCudaCompute * c, guint l, const LlmCudaLayer * L,
   split = decode_residual_norm (c, &L->wo, c->att, FALSE, &L->ffn_norm,
       ss_slot (c, 2 * l + 1), gu);
 
-  if (!is_quant (gu->dtype) && (c->fuse & FUSE_SWIGLU))
+  if (c->fuse & FUSE_SWIGLU)
     gated = decode_matvec_normed (c, c->hb, gu,
         split ? ss_slot (c, 2 * l + 1) : NULL, TRUE, &L->w_down);
   if (gated)

@@ -52,8 +52,8 @@ enum
   PRO_RMSNORM = 1,
   PRO_SWIGLU = 2,
   /* not a prologue: out[i] = silu(row i . x) * (row i + rows/2 . x), the
-   * SwiGLU after a stacked gate|up (F32/F16/BF16 only, with PRO_RMSNORM
-   * or alone) */
+   * SwiGLU after a stacked gate|up (F32/F16/BF16 with PRO_RMSNORM or
+   * alone or with PRO_SCALE; Q8_0/Q4_0 with PRO_SCALE) */
   PRO_GATED = 4,
   /* x is rmsnorm's n * x without the scale, which the matvec applies to
    * its dot products: 1 / sqrt(sum(ss_in) / cols + eps), ss_in the
@@ -371,7 +371,10 @@ dot_step (float *acc, const uint4 * w, const uint16_t * sc,
 }
 
 /* out[t * rows + r] (+)= dot(row r, x_t) for t < NX; NX 1 with a
- * prologue. */
+ * prologue. PRO_GATED (with PRO_SCALE, NX 1): the unit a warp takes is a
+ * pair, gate row i then up row i + rows / 2, streamed as one row of
+ * twice the steps, and out[i] = silu(gate) * up for i < rows / 2 (the
+ * SwiGLU kernel between gate|up and w_down goes). */
 template <LlmDType T, int NX, int PRO>
 static __global__ void __launch_bounds__ (PK_THREADS)
 matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
@@ -392,6 +395,11 @@ matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
   unsigned int tw = gridDim.x * PK_WARPS;
   unsigned int r = blockIdx.x * PK_WARPS + threadIdx.x / LLM_CUDA_WARP;
   unsigned int c = 0;
+  constexpr bool GATED = (PRO & PRO_GATED) != 0;
+  /* the warps' units: rows, or (gate, up) pairs of twice the steps */
+  unsigned int units = GATED ? rows / 2 : rows;
+  unsigned int usteps = GATED ? 2 * steps : steps;
+  float gate = 0.0f;
   const uint4 *wq = (const uint4 *) packed;
   const uint16_t *ws = packed_scales (packed, T, rows, cols);
   uint4 w[U];
@@ -409,7 +417,7 @@ matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
   for (int t = 0; t < NX; t++)
     acc[t] = 0.0f;
   pdl_launch_dependents ();
-  if (r < rows)
+  if (r < units)
     load_step<T, U> (w, sc, wq, ws, r, 0, vpr, nb, lane);
   pdl_wait ();                  /* x and out are the previous kernels' */
   if (xpre == NULL) {
@@ -420,7 +428,7 @@ matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
   if (PRO & PRO_SCALE)
     scale = pro_ss_scale (p, cols);
 
-  while (r < rows) {
+  while (r < units) {
     uint4 cw[U];
     uint16_t cs[U];
     unsigned int cr = r, cc = c;
@@ -430,18 +438,30 @@ matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
       cw[u] = w[u];
       cs[u] = sc[u];
     }
-    if (++c == steps) {
+    if (++c == usteps) {
       c = 0;
       r += tw;
     }
-    if (r < rows)
-      load_step<T, U> (w, sc, wq, ws, r, c, vpr, nb, lane);
-    dot_step<T, NX> (acc, cw, cs, xq, xd, xs, cc, vpr, cols, lane);
+    if (r < units) {
+      if (GATED && c >= steps)  /* the up row of the pair */
+        load_step<T, U> (w, sc, wq, ws, r + units, c - steps, vpr, nb, lane);
+      else
+        load_step<T, U> (w, sc, wq, ws, r, c, vpr, nb, lane);
+    }
+    dot_step<T, NX> (acc, cw, cs, xq, xd, xs, GATED && cc >= steps ?
+        cc - steps : cc, vpr, cols, lane);
+    if (GATED && cc == steps - 1) {
+      /* the gate row is done */
+      gate = warp_sum (acc[0]) * scale;
+      acc[0] = 0.0f;
+    }
     if (c == 0) {
 #pragma unroll
       for (int t = 0; t < NX; t++) {
         float s = warp_sum (acc[t]) * scale;
 
+        if (GATED)
+          s = gate / (1.0f + expf (-gate)) * s;
         if (lane == 0) {
           float *o = out + (size_t) t * rows + cr;
           float v = add ? *o + s : s;
@@ -576,7 +596,8 @@ matvec_packed_launch_nx (float *out, const void *packed, const float *x,
   per_sm = MIN ((unsigned int) per_sm_threads,
       (unsigned int) (smem_sm / (smem + 1024)));
   per_sm = MIN (per_sm, packed_blocks_per_sm_cap ());
-  grid = MIN (div_up (rows, PK_WARPS), MAX (per_sm, 1u) * llm_cuda_n_sm ());
+  grid = MIN (div_up ((PRO & PRO_GATED) ? rows / 2 : rows, PK_WARPS),
+      MAX (per_sm, 1u) * llm_cuda_n_sm ());
   pdl_launch (matvec_packed_kernel<T, NX, PRO>, grid, PK_THREADS, smem, s,
       out, packed, x, rows, cols, add, p, xpre);
   return true;
@@ -645,6 +666,9 @@ matvec_packed_blocks_launch_pro (float *out, const void *packed,
     case PRO_SCALE:
       return matvec_packed_launch_nx<T, 1, PRO_SCALE> (out, packed, x,
           rows, cols, add, p, s);
+    case PRO_SCALE | PRO_GATED:
+      return matvec_packed_launch_nx<T, 1, PRO_SCALE | PRO_GATED> (out,
+          packed, x, rows, cols, add, p, s);
     case EPI_NORM:
       return matvec_packed_launch_nx<T, 1, EPI_NORM> (out, packed, x,
           rows, cols, add, p, s);

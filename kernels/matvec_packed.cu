@@ -158,7 +158,7 @@ llm_cuda_matvec_packed_scaled (float *out, const void *packed,
   MatvecPro p = { };
 
   if (!pro_args_ok (dtype, rows, cols) || ss == NULL ||
-      (gated && (is_quant (dtype) || rows % 2 != 0)))
+      (gated && rows % 2 != 0))
     return FALSE;
   p.eps = eps;
   p.ss_in = ss;

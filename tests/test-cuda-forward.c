@@ -137,7 +137,8 @@ step_both (LlmCompute * cpu, LlmKvCache * kc, LlmCompute * gpu,
 {
   GError *err = NULL;
 
-  fail_unless (llm_compute_forward (cpu, kc, &tok, 1, hidden, &err));
+  fail_unless (llm_compute_forward (cpu, kc, &tok, 1, hidden, &err),
+      "CPU step of token %d: %s", tok, err ? err->message : "");
   llm_compute_logits (cpu, hidden, lc);
   fail_unless (llm_compute_forward (gpu, kg, &tok, 1, NULL, &err), "%s",
       err ? err->message : "");
@@ -280,7 +281,8 @@ compare_long_prefill (guint n, guint block, gboolean * same_token)
     fail_unless (gpu != NULL, "%s", err ? err->message : "");
     kg = llm_compute_kv_cache_new (gpu, n + 1, &err);
     fail_unless (kg != NULL, "%s", err ? err->message : "");
-    fail_unless (llm_compute_forward (cpu, kc, ids, n, hidden, &err));
+    fail_unless (llm_compute_forward (cpu, kc, ids, n, hidden, &err),
+        "CPU prefill of %u tokens: %s", n, err ? err->message : "");
     llm_compute_logits (cpu, hidden, lc);
     fail_unless (llm_compute_forward (gpu, kg, ids, n, NULL, &err), "%s",
         err ? err->message : "");
