@@ -63,7 +63,6 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "llm-cuda-private.cuh"
 #include "rope-angle.cuh"
-#include "l2-prefetch.cuh"
 
 #define ATT_THREADS 128
 #define ATT_WARPS (ATT_THREADS / LLM_CUDA_WARP)
@@ -601,7 +600,7 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
     void *__restrict__ k, void *__restrict__ v,
     const gint32 * __restrict__ n_pos_dev, unsigned int n_pos,
     unsigned int max_pos, unsigned int group, size_t kv_stride, float scale,
-    unsigned int window, DecodeRope rope, LlmCudaPrefetch pf)
+    unsigned int window, DecodeRope rope)
 {
   constexpr unsigned int LPR = D / 8;           /* lanes a row */
   constexpr unsigned int RPW = LLM_CUDA_WARP / LPR;     /* rows a warp load */
@@ -623,8 +622,6 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
   float qf[G][8], o[G][8], m[G], l[G];
   __shared__ float rope_cs[2][D / 2];   /* cos, sin of each pair's angle */
 
-  /* the next matvecs' weights, which no kernel writes: before the wait */
-  l2_prefetch (pf);
   grid_dep_wait ();
   /* The queries, pre-scaled so that exp2 gives the softmax: loaded while
    * the count is, or, when the kernel does the RoPE, rotated once the
@@ -1104,8 +1101,7 @@ launch_f16 (float *out, float *part_o, float *part_ml, unsigned int *done,
     const float *q, const void *k, const void *v, const gint32 * n_pos_dev,
     unsigned int n_pos, unsigned int max_pos, unsigned int n_kv_heads,
     unsigned int group, size_t kv_stride, float scale, unsigned int window,
-    unsigned int n_splits, const DecodeRope & rope,
-    const LlmCudaPrefetch & pf, cudaStream_t s)
+    unsigned int n_splits, const DecodeRope & rope, cudaStream_t s)
 {
   size_t ring = (size_t) FAST_STAGES * FAST_UNROLL * 2 * FAST_THREADS * 16;
   size_t merge = ((size_t) (FAST_THREADS / LLM_CUDA_WARP) * G * (D + 2))
@@ -1120,7 +1116,7 @@ launch_f16 (float *out, float *part_o, float *part_ml, unsigned int *done,
   launch_pdl (attention_decode_f16<D, G>, dim3 (n_kv_heads, n_splits),
       FAST_THREADS, smem, s, out, part_o, part_ml, done, q, (void *) k,
       (void *) v, n_pos_dev, n_pos, max_pos, group, kv_stride, scale, window,
-      rope, pf);
+      rope);
   return n_splits;
 }
 
@@ -1131,21 +1127,17 @@ launch_f16_d (float *out, float *part_o, float *part_ml,
     const void *k, const void *v, const gint32 * n_pos_dev,
     unsigned int n_pos, unsigned int max_pos, unsigned int n_kv_heads,
     unsigned int group, size_t kv_stride, float scale, unsigned int window,
-    unsigned int n_splits, const DecodeRope & rope,
-    const LlmCudaPrefetch & pf, cudaStream_t s)
+    unsigned int n_splits, const DecodeRope & rope, cudaStream_t s)
 {
   if (group == 1)
     launch_f16<D, 1> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
-        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-        pf, s);
+        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
   else if (group <= 4)
     launch_f16<D, 4> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
-        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-        pf, s);
+        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
   else
     launch_f16<D, 8> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
-        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-        pf, s);
+        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
 }
 
 /* Whether the fast pass 1 takes this shape. */
@@ -1165,7 +1157,7 @@ launch (float *out, const float *q, const void *k, const void *v,
     const gint32 * n_pos_dev, unsigned int n_pos, unsigned int max_pos,
     unsigned int n_heads, unsigned int n_kv_heads, unsigned int head_dim,
     size_t kv_stride, float scale, unsigned int window, float *scratch,
-    const DecodeRope & rope, const LlmCudaPrefetch & pf, cudaStream_t s)
+    const DecodeRope & rope, cudaStream_t s)
 {
   unsigned int group = n_heads / n_kv_heads;
   bool fast = fast_ok (T, q, k, v, group, head_dim, kv_stride);
@@ -1184,15 +1176,15 @@ launch (float *out, const float *q, const void *k, const void *v,
     if (head_dim == 64)
       launch_f16_d<64> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
           max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-          pf, s);
+          s);
     else if (head_dim == 128)
       launch_f16_d<128> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
           max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-          pf, s);
+          s);
     else
       launch_f16_d<256> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
           max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-          pf, s);
+          s);
   } else {
     size_t smem = split_smem_floats (group, head_dim) * sizeof (float);
 
@@ -1242,12 +1234,10 @@ llm_cuda_attention_decode (float *out, const float *q, const void *k,
 
   if (kv_dtype == LLM_DTYPE_F32)
     launch<LLM_DTYPE_F32> (out, q, k, v, NULL, n_pos, n_pos, n_heads,
-        n_kv_heads, head_dim, kv_stride, scale, 0, scratch, DecodeRope (),
-        LlmCudaPrefetch (), s);
+        n_kv_heads, head_dim, kv_stride, scale, 0, scratch, DecodeRope (), s);
   else
     launch<LLM_DTYPE_F16> (out, q, k, v, NULL, n_pos, n_pos, n_heads,
-        n_kv_heads, head_dim, kv_stride, scale, 0, scratch, DecodeRope (),
-        LlmCudaPrefetch (), s);
+        n_kv_heads, head_dim, kv_stride, scale, 0, scratch, DecodeRope (), s);
 }
 
 void
@@ -1266,12 +1256,10 @@ llm_cuda_attention_decode_at (float *out, const float *q, const void *k,
 
   if (kv_dtype == LLM_DTYPE_F32)
     launch<LLM_DTYPE_F32> (out, q, k, v, n_pos_device, 0, max_pos, n_heads,
-        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (),
-        LlmCudaPrefetch (), s);
+        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (), s);
   else
     launch<LLM_DTYPE_F16> (out, q, k, v, n_pos_device, 0, max_pos, n_heads,
-        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (),
-        LlmCudaPrefetch (), s);
+        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (), s);
 }
 
 gboolean
@@ -1280,7 +1268,7 @@ llm_cuda_attention_decode_rope_at (float *out, const float *qkv,
     const gint32 * n_pos_device, guint max_pos, guint n_heads,
     guint n_kv_heads, guint head_dim, size_t kv_stride, float scale,
     guint window, float theta, gboolean interleaved, float *scratch,
-    const LlmCudaPrefetch * prefetch, LlmCudaStream * stream)
+    LlmCudaStream * stream)
 {
   cudaStream_t s = llm_cuda_raw_stream (stream);
   DecodeRope rope;
@@ -1299,6 +1287,6 @@ llm_cuda_attention_decode_rope_at (float *out, const float *qkv,
   rope.interleaved = interleaved;
   launch<LLM_DTYPE_F16> (out, qkv, k_cache, v_cache, n_pos_device, 0,
       max_pos, n_heads, n_kv_heads, head_dim, kv_stride, scale, window,
-      scratch, rope, l2_prefetch_arg (prefetch), s);
+      scratch, rope, s);
   return TRUE;
 }

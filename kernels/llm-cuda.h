@@ -95,15 +95,6 @@ unsigned int llm_cuda_context_generation (void);
  * takes one; NULL means the default stream. */
 typedef struct _LlmCudaStream LlmCudaStream;
 
-/* Device memory that a kernel of the decode step which leaves DRAM idle
- * (attention at short depth, SwiGLU; a matvec's tail) fetches into L2
- * (prefetch.global.L2, a line an instruction): the weights of the matvecs
- * after it, up to two ranges. Only a hint: no result depends on it. */
-typedef struct {
-  const void *data[2];
-  size_t bytes[2];
-} LlmCudaPrefetch;
-
 LlmCudaStream *llm_cuda_stream_new (GError ** error);
 void llm_cuda_stream_free (LlmCudaStream * stream);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LlmCudaStream, llm_cuda_stream_free)
@@ -296,17 +287,15 @@ gboolean llm_cuda_matvec_packed_swiglu_add (float *out, const void *packed,
  * even) the SwiGLU after a stacked gate|up, as
  * llm_cuda_matvec_packed_rmsnorm_swiglu(). llm_cuda_rmsnorm_finish()
  * applies the scale to xn itself, for a consumer that cannot. All five
- * dtypes; @norm F32, F16 or BF16. Both fetch @prefetch (may be NULL), the
- * next matvec's weights, into L2 in their tail. */
+ * dtypes; @norm F32, F16 or BF16. */
 #define LLM_CUDA_SS_PARTS 32
 gboolean llm_cuda_matvec_packed_add_norm (float *out, const void *packed,
     LlmDType dtype, const float *x, guint rows, guint cols, float *xn,
     const void *norm, LlmDType norm_dtype, float *ss,
-    const LlmCudaPrefetch * prefetch, LlmCudaStream * stream);
+    LlmCudaStream * stream);
 gboolean llm_cuda_matvec_packed_scaled (float *out, const void *packed,
     LlmDType dtype, const float *xn, const float *ss, float eps, guint rows,
-    guint cols, gboolean gated, const LlmCudaPrefetch * prefetch,
-    LlmCudaStream * stream);
+    guint cols, gboolean gated, LlmCudaStream * stream);
 void llm_cuda_rmsnorm_finish (float *out, const float *xn, const float *ss,
     guint n, float eps, LlmCudaStream * stream);
 /* For the Q8_0 / Q4_0 matvecs: x rounded to Q8_0 once into @xq (device
@@ -388,14 +377,13 @@ size_t llm_cuda_attention_decode_at_scratch_bytes (guint n_heads,
  * 16-byte aligned): FALSE, nothing launched, for anything else. @qkv
  * itself is not changed. The chunks are merged by the last block of each
  * KV head to finish, so no second kernel runs: @scratch keeps a count per
- * KV head between calls (zeroed once before the first). @prefetch (may be
- * NULL): weights the kernel fetches into L2 as it starts. */
+ * KV head between calls (zeroed once before the first). */
 gboolean llm_cuda_attention_decode_rope_at (float *out, const float *qkv,
     void *k_cache, void *v_cache, LlmDType kv_dtype,
     const gint32 * n_pos_device, guint max_pos, guint n_heads,
     guint n_kv_heads, guint head_dim, size_t kv_stride, float scale,
     guint window, float theta, gboolean interleaved, float *scratch,
-    const LlmCudaPrefetch * prefetch, LlmCudaStream * stream);
+    LlmCudaStream * stream);
 
 /* Causal attention of @n_tokens queries at positions @pos0 .. pos0 +
  * n_tokens - 1 (prompt prefill) over a cache that already holds positions
@@ -466,10 +454,6 @@ void llm_cuda_rope_apply_at (float *x, guint n_tokens, size_t row_stride,
  * silu(gate_up[t][i]) * gate_up[t][ffn + i], rows of @ffn. */
 void llm_cuda_swiglu_rows (float *out, const float *gate_up, guint n_rows,
     guint ffn, LlmCudaStream * stream);
-/* The same, fetching @prefetch (may be NULL) into L2 as it starts. */
-void llm_cuda_swiglu_rows_prefetch (float *out, const float *gate_up,
-    guint n_rows, guint ffn, const LlmCudaPrefetch * prefetch,
-    LlmCudaStream * stream);
 
 /* x[i] += y[i] (the residual connections). */
 void llm_cuda_vector_add (float *x, const float *y, size_t n,

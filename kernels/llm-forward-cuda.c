@@ -66,16 +66,6 @@
 /* att and addnorm: the fusions measured faster, for every dtype
  * (docs/benchmarks.md, 2026-12-07) */
 #define FUSE_DEFAULT (FUSE_ATT | FUSE_ADDNORM)
-/* What the decode step's attention and SwiGLU kernels fetch into L2 for
- * the matvecs after them (l2-prefetch.cuh): at most this many MiB each
- * (LLMASOS_CUDA_PREFETCH; 0 turns it off). The H100's L2 is 50 MB. Off
- * by default: with bulk prefetches it made every dtype slower on the
- * H100 (docs/benchmarks.md, "The L2 prefetch"). */
-#define PREFETCH_DEFAULT_MIB 0
-/* the same for the tail of a residual or normed matvec, the next
- * matrix's first MiB (LLMASOS_CUDA_PREFETCH_TAIL) */
-#define PREFETCH_TAIL_DEFAULT_MIB 0
-#define PREFETCH_MAX_MIB 256
 
 struct _LlmCudaKv
 {
@@ -101,11 +91,6 @@ struct _LlmCudaCompute
   LlmCudaStream *stream;
   gboolean graphs_enabled;
   guint fuse;                   /* FUSE_*: the fused decode kernels used */
-  gsize prefetch;               /* bytes the attention and SwiGLU kernels
-                                 * fetch into L2 for the matvecs after them
-                                 * (LLMASOS_CUDA_PREFETCH, MiB) */
-  gsize prefetch_tail;          /* and a residual or normed matvec in its
-                                 * tail (LLMASOS_CUDA_PREFETCH_TAIL) */
   GHashTable *graphs;           /* kv id -> LlmCudaGraph */
 
   guint block;                  /* tokens per prefill pass */
@@ -295,12 +280,6 @@ llm_cuda_compute_new (const LlmCudaWeights * w, GError ** error)
       PREFILL_BLOCK_MAX) : PREFILL_BLOCK;
   B = c->block;
   c->fuse = parse_fuse (g_getenv ("LLMASOS_CUDA_FUSE"));
-  env = g_getenv ("LLMASOS_CUDA_PREFETCH");
-  c->prefetch = (gsize) (env ? MIN (g_ascii_strtoull (env, NULL, 10),
-          PREFETCH_MAX_MIB) : PREFETCH_DEFAULT_MIB) << 20;
-  env = g_getenv ("LLMASOS_CUDA_PREFETCH_TAIL");
-  c->prefetch_tail = (gsize) (env ? MIN (g_ascii_strtoull (env, NULL, 10),
-          PREFETCH_MAX_MIB) : PREFETCH_TAIL_DEFAULT_MIB) << 20;
   c->graphs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
       (GDestroyNotify) llm_cuda_graph_free);
   c->allocations = g_ptr_array_new_with_free_func (llm_cuda_free);
@@ -405,29 +384,6 @@ project_add (LlmCudaCompute * c, float *x, const LlmCudaMatrix * m,
   return TRUE;
 }
 
-/* The first @budget bytes of @a then @b (either may be NULL): what a
- * kernel that leaves DRAM idle fetches into L2 for the matvecs after it. */
-static LlmCudaPrefetch
-prefetch_of (gsize budget, const LlmCudaMatrix * a, const LlmCudaMatrix * b)
-{
-  LlmCudaPrefetch pf = { {NULL, NULL}, {0, 0} };
-  gsize left = budget;
-  const LlmCudaMatrix *m[2] = { a, b };
-
-  for (guint i = 0; i < 2 && left > 0; i++) {
-    gsize n;
-
-    if (m[i] == NULL)
-      break;
-    n = MIN (left, llm_cuda_matrix_bytes (m[i]->dtype, m[i]->rows,
-            m[i]->cols));
-    pf.data[i] = m[i]->data;
-    pf.bytes[i] = n;
-    left -= n;
-  }
-  return pf;
-}
-
 static gboolean
 is_quant (LlmDType t)
 {
@@ -479,25 +435,20 @@ decode_matvec (LlmCudaCompute * c, float *out, const LlmCudaMatrix * m,
  * and c->xb = rmsnorm(x) * @next_norm for the matvec after it. TRUE: the
  * rmsnorm is split (c->xb is x * next_norm, the sums of squares in @ss,
  * for decode_matvec_normed); FALSE where the matvec cannot split it: the
- * whole rmsnorm in c->xb, by a kernel of its own. @next_m (may be
- * NULL): the matrix read after M, whose start the matvec fetches into L2
- * in its tail; the SwiGLU kernel fetches the start of M, then of @next_m. */
+ * whole rmsnorm in c->xb, by a kernel of its own. */
 static gboolean
 decode_residual_norm (LlmCudaCompute * c, const LlmCudaMatrix * m,
     const float *y, gboolean swiglu, const LlmCudaMatrix * next_norm,
-    float *ss, const LlmCudaMatrix * next_m)
+    float *ss)
 {
   LlmCudaStream *s = c->stream;
-  LlmCudaPrefetch tail = prefetch_of (c->prefetch_tail, next_m, NULL);
 
   if (swiglu) {
-    LlmCudaPrefetch pf = prefetch_of (c->prefetch, m, next_m);
-
-    llm_cuda_swiglu_rows_prefetch (c->hb, y, 1, m->cols, &pf, s);
+    llm_cuda_swiglu_rows (c->hb, y, 1, m->cols, s);
     y = c->hb;
   }
   if (llm_cuda_matvec_packed_add_norm (c->x, m->data, m->dtype, y, m->rows,
-          m->cols, c->xb, next_norm->data, next_norm->dtype, ss, &tail, s))
+          m->cols, c->xb, next_norm->data, next_norm->dtype, ss, s))
     return TRUE;
   llm_cuda_matvec_packed_add (c->x, m->data, m->dtype, y, m->rows, m->cols,
       s);
@@ -509,20 +460,17 @@ decode_residual_norm (LlmCudaCompute * c, const LlmCudaMatrix * m,
 /* out = M x' where x' is the rmsnorm decode_residual_norm left in c->xb:
  * split (@ss its sums: the scale applied in the matvec) or whole (@ss
  * NULL). @gated (F32, F16, BF16): out = silu(g) * u of [g | u] = M x';
- * FALSE, nothing launched, where that cannot be done in the matvec. The
- * split one fetches the start of @next_m into L2 in its tail. */
+ * FALSE, nothing launched, where that cannot be done in the matvec. */
 static gboolean
 decode_matvec_normed (LlmCudaCompute * c, float *out,
-    const LlmCudaMatrix * m, float *ss, gboolean gated,
-    const LlmCudaMatrix * next_m)
+    const LlmCudaMatrix * m, float *ss, gboolean gated)
 {
   LlmCudaStream *s = c->stream;
   float eps = c->hp.rms_eps;
-  LlmCudaPrefetch tail = prefetch_of (c->prefetch_tail, next_m, NULL);
 
   if (ss != NULL) {
     if (llm_cuda_matvec_packed_scaled (out, m->data, m->dtype, c->xb, ss,
-            eps, m->rows, m->cols, gated, &tail, s))
+            eps, m->rows, m->cols, gated, s))
       return TRUE;
     if (gated)
       return FALSE;
@@ -542,7 +490,7 @@ decode_matvec_normed (LlmCudaCompute * c, float *out,
  * kernel takes the shape), two (FUSE_ROPE) or four. */
 static void
 decode_attention (LlmCudaCompute * c, void *kc, void *vc, LlmDType kv_dtype,
-    guint n_ctx, const LlmCudaPrefetch * pf)
+    guint n_ctx)
 {
   const LlmHParams *hp = &c->hp;
   LlmCudaStream *s = c->stream;
@@ -553,7 +501,7 @@ decode_attention (LlmCudaCompute * c, void *kc, void *vc, LlmDType kv_dtype,
       llm_cuda_attention_decode_rope_at (c->att, c->qkv, kc, vc, kv_dtype,
           c->step + 2, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim,
           c->kv_dim, c->scale, 0, hp->rope_theta, interleaved,
-          c->att_scratch, pf, s))
+          c->att_scratch, s))
     return;
   if (c->fuse & FUSE_ROPE) {
     llm_cuda_rope_kv_store_at (c->qkv, hp->n_heads, hp->n_kv_heads,
@@ -586,7 +534,7 @@ decode_layer_fused (LlmCudaCompute * c, const LlmCudaLayer * L, void *kc,
   const LlmCudaMatrix *gu = &L->w_gate_up;
 
   decode_matvec (c, c->qkv, &L->wqkv, c->x, &L->attn_norm, FALSE, FALSE);
-  decode_attention (c, kc, vc, kv_dtype, n_ctx, NULL);
+  decode_attention (c, kc, vc, kv_dtype, n_ctx);
   decode_matvec (c, c->x, &L->wo, c->att, NULL, FALSE, TRUE);
 
   if (!is_quant (gu->dtype) && (c->fuse & FUSE_SWIGLU)) {
@@ -625,29 +573,27 @@ decode_layer_addnorm (LlmCudaCompute * c, guint l, const LlmCudaLayer * L,
   const LlmCudaMatrix *gu = &L->w_gate_up;
   gboolean split, gated = FALSE;
   const float *h = c->gate_up;
-  LlmCudaPrefetch pf;
 
   if (l == 0)
     decode_matvec (c, c->qkv, &L->wqkv, c->x, &L->attn_norm, FALSE, FALSE);
   else
     decode_matvec_normed (c, c->qkv, &L->wqkv,
-        *split_in ? ss_slot (c, 2 * l) : NULL, FALSE, &L->wo);
-  pf = prefetch_of (c->prefetch, &L->wo, gu);
-  decode_attention (c, kc, vc, kv_dtype, n_ctx, &pf);
+        *split_in ? ss_slot (c, 2 * l) : NULL, FALSE);
+  decode_attention (c, kc, vc, kv_dtype, n_ctx);
   split = decode_residual_norm (c, &L->wo, c->att, FALSE, &L->ffn_norm,
-      ss_slot (c, 2 * l + 1), gu);
+      ss_slot (c, 2 * l + 1));
 
   if (c->fuse & FUSE_SWIGLU)
     gated = decode_matvec_normed (c, c->hb, gu,
-        split ? ss_slot (c, 2 * l + 1) : NULL, TRUE, &L->w_down);
+        split ? ss_slot (c, 2 * l + 1) : NULL, TRUE);
   if (gated)
     h = c->hb;
   else
     decode_matvec_normed (c, c->gate_up, gu,
-        split ? ss_slot (c, 2 * l + 1) : NULL, FALSE, &L->w_down);
+        split ? ss_slot (c, 2 * l + 1) : NULL, FALSE);
   if (next != NULL)
     *split_in = decode_residual_norm (c, &L->w_down, h, !gated,
-        &next->attn_norm, ss_slot (c, 2 * (l + 1)), &next->wqkv);
+        &next->attn_norm, ss_slot (c, 2 * (l + 1)));
   else
     decode_matvec (c, c->x, &L->w_down, h, NULL, !gated, TRUE);
 }
@@ -693,7 +639,7 @@ run_layers (LlmCudaCompute * c, LlmCudaKv * kv, guint n, guint pos0,
     if (!project (c, c->qkv, &L->wqkv, c->xb, n, error))
       return FALSE;
     if (decode) {
-      decode_attention (c, kc, vc, kv->dtype, kv->n_ctx, NULL);
+      decode_attention (c, kc, vc, kv->dtype, kv->n_ctx);
     } else {
       /* q's heads and k's are adjacent in a row: one rotation for both */
       llm_cuda_rope_apply (c->qkv, n, c->qkv_dim,

@@ -32,7 +32,6 @@
 
 #include "matvec-common.cuh"
 #include "llm-cuda-pdl.cuh"
-#include "l2-prefetch.cuh"
 
 #define PK_WARPS 8
 #define PK_THREADS (PK_WARPS * LLM_CUDA_WARP)
@@ -78,8 +77,6 @@ typedef struct
   const void *epi_norm;         /* EPI_NORM: the next norm's weights */
   LlmDType epi_norm_dtype;
   float *ss_out;                /* EPI_NORM: partial sums, zeroed before */
-  LlmCudaPrefetch pf;           /* the next matvec's weights, fetched into
-                                 * L2 in this one's tail (any PRO) */
 } MatvecPro;
 
 
@@ -474,9 +471,6 @@ matvec_packed_kernel (float *__restrict__ out, const void *__restrict__ packed,
       }
     }
   }
-  /* this warp's rows are done: the next matrix into L2 (a persistent
-   * grid, so every warp ends in the kernel's tail) */
-  l2_prefetch (p.pf);
 }
 
 /* For x too long for shared memory (n_x * cols beyond ~180000): one warp a

@@ -132,8 +132,7 @@ llm_cuda_matvec_packed_swiglu_add (float *out, const void *packed,
 gboolean
 llm_cuda_matvec_packed_add_norm (float *out, const void *packed,
     LlmDType dtype, const float *x, guint rows, guint cols, float *xn,
-    const void *norm, LlmDType norm_dtype, float *ss,
-    const LlmCudaPrefetch * prefetch, LlmCudaStream * stream)
+    const void *norm, LlmDType norm_dtype, float *ss, LlmCudaStream * stream)
 {
   MatvecPro p = { };
 
@@ -144,7 +143,6 @@ llm_cuda_matvec_packed_add_norm (float *out, const void *packed,
   p.epi_norm = norm;
   p.epi_norm_dtype = norm_dtype;
   p.ss_out = ss;
-  p.pf = l2_prefetch_arg (prefetch);
   return matvec_packed_pro_any (out, packed, dtype, x, rows, cols, true,
       EPI_NORM, p, stream);
 }
@@ -152,8 +150,7 @@ llm_cuda_matvec_packed_add_norm (float *out, const void *packed,
 gboolean
 llm_cuda_matvec_packed_scaled (float *out, const void *packed,
     LlmDType dtype, const float *xn, const float *ss, float eps, guint rows,
-    guint cols, gboolean gated, const LlmCudaPrefetch * prefetch,
-    LlmCudaStream * stream)
+    guint cols, gboolean gated, LlmCudaStream * stream)
 {
   MatvecPro p = { };
 
@@ -162,7 +159,6 @@ llm_cuda_matvec_packed_scaled (float *out, const void *packed,
     return FALSE;
   p.eps = eps;
   p.ss_in = ss;
-  p.pf = l2_prefetch_arg (prefetch);
   return matvec_packed_pro_any (out, packed, dtype, xn, rows, cols, false,
       gated ? PRO_SCALE | PRO_GATED : PRO_SCALE, p, stream);
 }

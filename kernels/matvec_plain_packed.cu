@@ -203,8 +203,6 @@ matvec_plain_packed_kernel (float *__restrict__ out,
   float acc[NX], ss = 0.0f, gate = 0.0f, scale = 1.0f;
 
   pdl_launch_dependents ();
-  /* the blocks scheduled last fetch the next matrix into L2 */
-  l2_prefetch_tail (p.pf);
   if (row >= out_rows)
     return;
 #pragma unroll

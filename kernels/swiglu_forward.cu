@@ -2,7 +2,6 @@
  * CPU twin: llm_swiglu().
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "llm-cuda-pdl.cuh"
-#include "l2-prefetch.cuh"
 
 #define SWIGLU_THREADS 256
 
@@ -67,16 +66,13 @@ llm_cuda_swiglu_forward (float *out, const float *gate, const float *up,
 
 /* Grid: (ffn / SWIGLU_THREADS, rows). */
 static __global__ void
-swiglu_rows_kernel (float *out, const float *gate_up, unsigned int ffn,
-    LlmCudaPrefetch pf)
+swiglu_rows_kernel (float *out, const float *gate_up, unsigned int ffn)
 {
   unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
   const float *g = gate_up + (size_t) blockIdx.y * 2 * ffn;
 
-  /* launched with PDL (llm-cuda-pdl.cuh); the weights after it, which no
-   * kernel writes, fetched before the wait */
+  /* launched with PDL (llm-cuda-pdl.cuh) */
   pdl_launch_dependents ();
-  l2_prefetch (pf);
   pdl_wait ();
   if (i < ffn)
     out[(size_t) blockIdx.y * ffn + i] = swiglu (g[i], g[ffn + i]);
@@ -86,14 +82,6 @@ void
 llm_cuda_swiglu_rows (float *out, const float *gate_up, guint n_rows,
     guint ffn, LlmCudaStream * stream)
 {
-  llm_cuda_swiglu_rows_prefetch (out, gate_up, n_rows, ffn, NULL, stream);
-}
-
-void
-llm_cuda_swiglu_rows_prefetch (float *out, const float *gate_up,
-    guint n_rows, guint ffn, const LlmCudaPrefetch * prefetch,
-    LlmCudaStream * stream)
-{
   dim3 grid (div_up (ffn, SWIGLU_THREADS), n_rows);
 
   g_return_if_fail (n_rows <= 65535);
@@ -101,6 +89,5 @@ llm_cuda_swiglu_rows_prefetch (float *out, const float *gate_up,
     return;
   llm_cuda_use_device ();
   pdl_launch (swiglu_rows_kernel, grid, SWIGLU_THREADS, 0,
-      llm_cuda_raw_stream (stream), out, gate_up, ffn,
-      l2_prefetch_arg (prefetch));
+      llm_cuda_raw_stream (stream), out, gate_up, ffn);
 }

@@ -63,8 +63,7 @@
  * - attention_decode_rope_at (RoPE, cache append and attention in one
  *   kernel), F16 cache, (32, 8, 128), (8, 1, 64), (6, 3, 256), both
  *   rotations, counts 1 .. 4100 of a 4100-position cache (one or many
- *   chunks, the scratch reused; odd counts with an L2 prefetch of two
- *   other buffers): against rope_kv_store_at +
+ *   chunks, the scratch reused): against rope_kv_store_at +
  *   attention_decode_at, output within 1e-5 relative L2, q|k|v untouched,
  *   the v cache identical, the new k row within an F16 ulp (the count of
  *   differing elements printed), every other row unchanged; FALSE for an
@@ -80,8 +79,7 @@
  *   or rmsnorm_finish), all five dtypes, producer dim x cols and consumer
  *   rows x dim for (4096, 14336, 6144) (w_down, then q|k|v), (96, 64,
  *   38), (32, 32, 1), (1536, 96, 513), (14336, 64, 70) (rows of several
- *   steps in the consumer), plain types (1001, 7, 6), each
- *   fetching the other's weights into L2 in its tail; F32,
+ *   steps in the consumer), plain types (1001, 7, 6); F32,
  *   F16, BF16 norms: out bit-identical to matvec_packed_add, xn exactly
  *   norm * out, the partial sums' total within 1e-5 of sum out^2; the
  *   scaled matvec against rmsnorm_forward + matvec_packed and against
@@ -762,14 +760,6 @@ GST_START_TEST (test_matvec_split_rmsnorm)
         Ref ref;
         gpointer dnorm;
         float *dout, *dref, *dxn, *dss, *dn2, *dfin, *dgot, *dunf;
-        /* each matvec fetches the other's weights into L2 in its tail: a
-         * hint that must change nothing */
-        LlmCudaPrefetch pf_next = { {wc.packed, NULL},
-        {llm_cuda_matrix_bytes (dt, rows, dim), 0}
-        };
-        LlmCudaPrefetch pf_prev = { {wp.packed, NULL},
-        {llm_cuda_matrix_bytes (dt, dim, cols), 0}
-        };
 
         for (guint c = 0; c < dim; c++)
           nf[c] += 1.0f;
@@ -789,7 +779,7 @@ GST_START_TEST (test_matvec_split_rmsnorm)
 
         /* the first half: out += W y, xn = out * n, the squares of out */
         fail_unless (llm_cuda_matvec_packed_add_norm (dout, wp.packed, dt, dy,
-                dim, cols, dxn, dnorm, nd, dss, &pf_next, stream),
+                dim, cols, dxn, dnorm, nd, dss, stream),
             "%s: add_norm returned FALSE", what);
         llm_cuda_matvec_packed_add (dref, wp.packed, dt, dy, dim, cols,
             stream);
@@ -825,7 +815,7 @@ GST_START_TEST (test_matvec_split_rmsnorm)
         /* the second half, against rmsnorm_forward + matvec_packed of the
          * same out, and against the CPU's llm_rmsnorm + llm_matvec */
         fail_unless (llm_cuda_matvec_packed_scaled (dgot, wc.packed, dt, dxn,
-                dss, EPS, rows, dim, FALSE, &pf_prev, stream),
+                dss, EPS, rows, dim, FALSE, stream),
             "%s: scaled returned FALSE", what);
         llm_cuda_rmsnorm_forward (dn2, dout, dnorm, nd, dim, 1, EPS, stream);
         llm_cuda_matvec_packed (dunf, wc.packed, dt, dn2, rows, dim, stream);
@@ -856,7 +846,7 @@ GST_START_TEST (test_matvec_split_rmsnorm)
           float *dsw = dev_nan (ffn), *dgated = dev_nan (ffn);
 
           fail_unless (llm_cuda_matvec_packed_scaled (dgated, wc.packed, dt,
-                  dxn, dss, EPS, rows, dim, TRUE, NULL, stream),
+                  dxn, dss, EPS, rows, dim, TRUE, stream),
               "%s: scaled, gated, returned FALSE", what);
           llm_cuda_swiglu_rows (dsw, blk ? dgot : dunf, 1, ffn, stream);
           to_host (got, dgated, ffn * sizeof (float));
@@ -902,17 +892,17 @@ GST_START_TEST (test_matvec_split_rmsnorm)
 
     matrix_make (&m, LLM_DTYPE_F16, 36, 64);
     fail_if (llm_cuda_matvec_packed_add_norm (d, m.packed, LLM_DTYPE_F16, d,
-            36, 64, d, NULL, LLM_DTYPE_F32, d, NULL, stream));
+            36, 64, d, NULL, LLM_DTYPE_F32, d, stream));
     fail_if (llm_cuda_matvec_packed_add_norm (d, m.packed, LLM_DTYPE_F16, d,
-            36, 64, d, d, LLM_DTYPE_Q8_0, d, NULL, stream));
+            36, 64, d, d, LLM_DTYPE_Q8_0, d, stream));
     fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_F16, d,
-            NULL, EPS, 36, 64, FALSE, NULL, stream));
+            NULL, EPS, 36, 64, FALSE, stream));
     fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_F16, d, d,
-            EPS, 35, 64, TRUE, NULL, stream));
+            EPS, 35, 64, TRUE, stream));
     matrix_clear (&m);
     matrix_make (&m, LLM_DTYPE_Q8_0, 36, 64);
     fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_Q8_0, d, d,
-            EPS, 35, 64, TRUE, NULL, stream));
+            EPS, 35, 64, TRUE, stream));
     matrix_clear (&m);
     llm_cuda_free (d);
   }
@@ -1094,7 +1084,6 @@ check_attention_rope (guint nh, guint nkv, guint hd, guint n_ctx,
   float *dqkv_a, *dqkv_b, *douta, *doutb;
   gpointer dka, dva, dkb, dvb;
   gsize n_diff = 0, row = (gsize) pos * kv_dim;
-  LlmCudaPrefetch pf;
   double e;
 
   for (gsize i = 0; i < cache_n; i++) {
@@ -1111,20 +1100,14 @@ check_attention_rope (guint nh, guint nkv, guint hd, guint n_ctx,
   doutb = dev_nan (q_dim);
   upload (dcount, &count, sizeof count);
   upload (dpos, &pos, sizeof pos);
-  pf.data[0] = dka;
-  pf.data[1] = dva;
-  pf.bytes[0] = pf.bytes[1] = bytes;
 
   llm_cuda_rope_kv_store_at (dqkv_a, nh, nkv, hd, dka, dva, LLM_DTYPE_F16,
       dpos, theta, il, stream);
   llm_cuda_attention_decode_at (douta, dqkv_a, dka, dva, LLM_DTYPE_F16,
       dcount, n_ctx, nh, nkv, hd, kv_dim, scale, 0, dscratch_a, stream);
-  /* odd counts also fetch the other kernels' caches into L2 (a hint that
-   * must change nothing) */
   fail_unless (llm_cuda_attention_decode_rope_at (doutb, dqkv_b, dkb, dvb,
           LLM_DTYPE_F16, dcount, n_ctx, nh, nkv, hd, kv_dim, scale, 0, theta,
-          il, dscratch_b, (count & 1) ? &pf : NULL, stream),
-      "%s: declined", what);
+          il, dscratch_b, stream), "%s: declined", what);
   to_host (oa, douta, q_dim * sizeof (float));
   to_host (ob, doutb, q_dim * sizeof (float));
   to_host (ka, dka, bytes);
@@ -1207,12 +1190,10 @@ GST_START_TEST (test_attention_decode_rope_at)
     float *d = dev_zeroed (1 << 20);
 
     fail_if (llm_cuda_attention_decode_rope_at (d, d, d, d, LLM_DTYPE_F32,
-            dcount, 16, 8, 4, 128, 512, 1.0f, 0, 10000.0f, FALSE, d, NULL,
-            stream),
+            dcount, 16, 8, 4, 128, 512, 1.0f, 0, 10000.0f, FALSE, d, stream),
         "an F32 cache was taken");
     fail_if (llm_cuda_attention_decode_rope_at (d, d, d, d, LLM_DTYPE_F16,
-            dcount, 16, 8, 4, 8, 32, 1.0f, 0, 10000.0f, FALSE, d, NULL,
-            stream),
+            dcount, 16, 8, 4, 8, 32, 1.0f, 0, 10000.0f, FALSE, d, stream),
         "heads of 8 were taken");
     llm_cuda_free (d);
   }
