@@ -443,6 +443,15 @@ decode_residual_norm (LlmCudaCompute * c, const LlmCudaMatrix * m,
 {
   LlmCudaStream *s = c->stream;
 
+  /* qx: the SwiGLU and the rounding of its output in one kernel, which
+   * the matvec's blocks then read rather than each rounding h */
+  if (swiglu && is_quant (m->dtype) && (c->fuse & FUSE_QX) &&
+      llm_cuda_quantize_x (c->xq, m->dtype, y, m->cols, NULL, LLM_DTYPE_F32,
+          c->hp.rms_eps, TRUE, s) &&
+      llm_cuda_matvec_packed_add_norm_quantized (c->x, m->data, m->dtype,
+          c->xq, m->rows, m->cols, c->xb, next_norm->data, next_norm->dtype,
+          ss, s))
+    return TRUE;
   if (swiglu) {
     llm_cuda_swiglu_rows (c->hb, y, 1, m->cols, s);
     y = c->hb;
