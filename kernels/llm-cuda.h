@@ -314,13 +314,6 @@ gboolean llm_cuda_quantize_x (void *xq, LlmDType dtype, const float *x,
 gboolean llm_cuda_matvec_packed_quantized (float *out, const void *packed,
     LlmDType dtype, const void *xq, guint rows, guint cols, gboolean add,
     LlmCudaStream * stream);
-/* llm_cuda_matvec_packed_add_norm() with the x already rounded into @xq
- * (llm_cuda_quantize_x()): Q8_0 / Q4_0; FALSE (nothing launched) for
- * another @dtype. */
-gboolean llm_cuda_matvec_packed_add_norm_quantized (float *out,
-    const void *packed, LlmDType dtype, const void *xq, guint rows,
-    guint cols, float *xn, const void *norm, LlmDType norm_dtype, float *ss,
-    LlmCudaStream * stream);
 /* One token's row @qkv = [q (n_heads heads) | k (n_kv_heads) | v
  * (n_kv_heads)], heads of @head_dim: rotates q and k in place as
  * llm_cuda_rope_apply_at() and stores the rotated k and v at position

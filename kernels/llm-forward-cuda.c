@@ -53,7 +53,8 @@
  * between those and the matvecs after them, no kernel of their own
  * (addnorm; it takes precedence over norm, qx and the Q8_0/Q4_0 SwiGLU
  * fusion where they meet: those matvecs then get x by kernels before
- * them).
+ * them; with addnorm, swiglu puts the SwiGLU into the gate|up matvec for
+ * every dtype, qswiglu for Q8_0 / Q4_0 only).
  * The default is what measured fastest
  * (docs/benchmarks.md). */
 #define FUSE_NORM 1u
@@ -62,10 +63,12 @@
 #define FUSE_QX 8u
 #define FUSE_ATT 16u
 #define FUSE_ADDNORM 32u
-#define FUSE_ALL 63u
-/* att and addnorm: the fusions measured faster, for every dtype
- * (docs/benchmarks.md, 2026-12-07) */
-#define FUSE_DEFAULT (FUSE_ATT | FUSE_ADDNORM)
+#define FUSE_QSWIGLU 64u
+#define FUSE_ALL 127u
+/* att and addnorm: the fusions measured faster, for every dtype; the
+ * SwiGLU in the gate|up matvec for Q8_0 / Q4_0 only (0.6-1.4 % faster in
+ * two H100 calls, where F16 lost 1.6 %) (docs/benchmarks.md, 2026-12-07) */
+#define FUSE_DEFAULT (FUSE_ATT | FUSE_ADDNORM | FUSE_QSWIGLU)
 
 struct _LlmCudaKv
 {
@@ -224,7 +227,7 @@ ss_slot (LlmCudaCompute * c, guint k)
 }
 
 /* LLMASOS_CUDA_FUSE: "0" / "none", "1" / "all", or a comma list of
- * norm, swiglu, rope, qx, att, addnorm; unset: FUSE_DEFAULT. */
+ * norm, swiglu, qswiglu, rope, qx, att, addnorm; unset: FUSE_DEFAULT. */
 static guint
 parse_fuse (const gchar * env)
 {
@@ -233,7 +236,8 @@ parse_fuse (const gchar * env)
     const gchar *name;
     guint bit;
   } names[] = {
-    {"norm", FUSE_NORM}, {"swiglu", FUSE_SWIGLU}, {"rope", FUSE_ROPE},
+    {"norm", FUSE_NORM}, {"swiglu", FUSE_SWIGLU},
+    {"qswiglu", FUSE_QSWIGLU}, {"rope", FUSE_ROPE},
     {"qx", FUSE_QX}, {"att", FUSE_ATT}, {"addnorm", FUSE_ADDNORM},
     {"all", FUSE_ALL}, {"1", FUSE_ALL}, {"none", 0}, {"0", 0},
   };
@@ -250,8 +254,8 @@ parse_fuse (const gchar * env)
       if (strcmp (g_strstrip (parts[i]), names[k].name) == 0)
         break;
     if (k == G_N_ELEMENTS (names))
-      g_warning ("LLMASOS_CUDA_FUSE: '%s' is not one of norm, swiglu, rope, "
-          "qx, att, addnorm, all, none", parts[i]);
+      g_warning ("LLMASOS_CUDA_FUSE: '%s' is not one of norm, swiglu, "
+          "qswiglu, rope, qx, att, addnorm, all, none", parts[i]);
     else
       mask |= names[k].bit;
   }
@@ -443,15 +447,6 @@ decode_residual_norm (LlmCudaCompute * c, const LlmCudaMatrix * m,
 {
   LlmCudaStream *s = c->stream;
 
-  /* qx: the SwiGLU and the rounding of its output in one kernel, which
-   * the matvec's blocks then read rather than each rounding h */
-  if (swiglu && is_quant (m->dtype) && (c->fuse & FUSE_QX) &&
-      llm_cuda_quantize_x (c->xq, m->dtype, y, m->cols, NULL, LLM_DTYPE_F32,
-          c->hp.rms_eps, TRUE, s) &&
-      llm_cuda_matvec_packed_add_norm_quantized (c->x, m->data, m->dtype,
-          c->xq, m->rows, m->cols, c->xb, next_norm->data, next_norm->dtype,
-          ss, s))
-    return TRUE;
   if (swiglu) {
     llm_cuda_swiglu_rows (c->hb, y, 1, m->cols, s);
     y = c->hb;
@@ -592,7 +587,8 @@ decode_layer_addnorm (LlmCudaCompute * c, guint l, const LlmCudaLayer * L,
   split = decode_residual_norm (c, &L->wo, c->att, FALSE, &L->ffn_norm,
       ss_slot (c, 2 * l + 1));
 
-  if (c->fuse & FUSE_SWIGLU)
+  if ((c->fuse & FUSE_SWIGLU) ||
+      (is_quant (gu->dtype) && (c->fuse & FUSE_QSWIGLU)))
     gated = decode_matvec_normed (c, c->hb, gu,
         split ? ss_slot (c, 2 * l + 1) : NULL, TRUE);
   if (gated)

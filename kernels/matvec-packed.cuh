@@ -648,7 +648,7 @@ template <LlmDType T>
 static bool
 matvec_packed_blocks_launch_pro (float *out, const void *packed,
     const float *x, unsigned int rows, unsigned int cols, bool add, int pro,
-    const MatvecPro & p, cudaStream_t s, const void *xpre = NULL)
+    const MatvecPro & p, cudaStream_t s)
 {
   switch (pro) {
     case PRO_RMSNORM:
@@ -665,7 +665,7 @@ matvec_packed_blocks_launch_pro (float *out, const void *packed,
           packed, x, rows, cols, add, p, s);
     case EPI_NORM:
       return matvec_packed_launch_nx<T, 1, EPI_NORM> (out, packed, x,
-          rows, cols, add, p, s, xpre);
+          rows, cols, add, p, s);
     default:
       return false;
   }
@@ -694,13 +694,12 @@ void matvec_q4_0_packed (float *out, const void *packed, const float *x,
 void matvec_plain_packed (float *out, const void *weight, LlmDType dtype,
     const float *x, unsigned int n_x, unsigned int rows, unsigned int cols,
     bool add, cudaStream_t s);
-/* (@xpre: x already rounded, EPI_NORM only) */
 bool matvec_q8_0_packed_pro (float *out, const void *packed, const float *x,
     unsigned int rows, unsigned int cols, bool add, int pro,
-    const MatvecPro & p, cudaStream_t s, const void *xpre = NULL);
+    const MatvecPro & p, cudaStream_t s);
 bool matvec_q4_0_packed_pro (float *out, const void *packed, const float *x,
     unsigned int rows, unsigned int cols, bool add, int pro,
-    const MatvecPro & p, cudaStream_t s, const void *xpre = NULL);
+    const MatvecPro & p, cudaStream_t s);
 bool matvec_plain_packed_pro (float *out, const void *weight, LlmDType dtype,
     const float *x, unsigned int rows, unsigned int cols, bool add, int pro,
     const MatvecPro & p, cudaStream_t s);

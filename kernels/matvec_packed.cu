@@ -74,22 +74,21 @@ is_quant (LlmDType t)
   return t == LLM_DTYPE_Q8_0 || t == LLM_DTYPE_Q4_0;
 }
 
-/* @pro through the kernel of @dtype (@xpre: x already rounded, Q8_0 /
- * Q4_0 with EPI_NORM). */
+/* @pro through the kernel of @dtype. */
 static bool
 matvec_packed_pro_any (float *out, const void *packed, LlmDType dtype,
     const float *x, guint rows, guint cols, bool add, int pro,
-    const MatvecPro & p, LlmCudaStream * stream, const void *xpre = NULL)
+    const MatvecPro & p, LlmCudaStream * stream)
 {
   cudaStream_t s = llm_cuda_raw_stream (stream);
 
   llm_cuda_use_device ();
   if (dtype == LLM_DTYPE_Q8_0)
     return matvec_q8_0_packed_pro (out, packed, x, rows, cols, add, pro, p,
-        s, xpre);
+        s);
   if (dtype == LLM_DTYPE_Q4_0)
     return matvec_q4_0_packed_pro (out, packed, x, rows, cols, add, pro, p,
-        s, xpre);
+        s);
   return matvec_plain_packed_pro (out, packed, dtype, x, rows, cols, add,
       pro, p, s);
 }
@@ -130,44 +129,22 @@ llm_cuda_matvec_packed_swiglu_add (float *out, const void *packed,
       PRO_SWIGLU, MatvecPro (), stream);
 }
 
-/* The add_norm matvecs, x in floats or (@xq) already rounded. */
-static gboolean
-add_norm_any (float *out, const void *packed, LlmDType dtype, const float *x,
-    const void *xq, guint rows, guint cols, float *xn, const void *norm,
-    LlmDType norm_dtype, float *ss, LlmCudaStream * stream)
+gboolean
+llm_cuda_matvec_packed_add_norm (float *out, const void *packed,
+    LlmDType dtype, const float *x, guint rows, guint cols, float *xn,
+    const void *norm, LlmDType norm_dtype, float *ss, LlmCudaStream * stream)
 {
   MatvecPro p = { };
 
   if (!pro_args_ok (dtype, rows, cols) || !norm_dtype_ok (norm_dtype) ||
-      xn == NULL || norm == NULL || ss == NULL ||
-      (xq != NULL && !is_quant (dtype)))
+      xn == NULL || norm == NULL || ss == NULL)
     return FALSE;
   p.xn = xn;
   p.epi_norm = norm;
   p.epi_norm_dtype = norm_dtype;
   p.ss_out = ss;
   return matvec_packed_pro_any (out, packed, dtype, x, rows, cols, true,
-      EPI_NORM, p, stream, xq);
-}
-
-gboolean
-llm_cuda_matvec_packed_add_norm (float *out, const void *packed,
-    LlmDType dtype, const float *x, guint rows, guint cols, float *xn,
-    const void *norm, LlmDType norm_dtype, float *ss, LlmCudaStream * stream)
-{
-  return add_norm_any (out, packed, dtype, x, NULL, rows, cols, xn, norm,
-      norm_dtype, ss, stream);
-}
-
-gboolean
-llm_cuda_matvec_packed_add_norm_quantized (float *out, const void *packed,
-    LlmDType dtype, const void *xq, guint rows, guint cols, float *xn,
-    const void *norm, LlmDType norm_dtype, float *ss, LlmCudaStream * stream)
-{
-  if (xq == NULL)
-    return FALSE;
-  return add_norm_any (out, packed, dtype, NULL, xq, rows, cols, xn, norm,
-      norm_dtype, ss, stream);
+      EPI_NORM, p, stream);
 }
 
 gboolean

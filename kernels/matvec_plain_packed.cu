@@ -257,156 +257,6 @@ matvec_plain_packed_kernel (float *__restrict__ out,
   }
 }
 
-/* The persistent variant, one vector (PRO_NONE, PRO_SCALE, PRO_SCALE |
- * PRO_GATED, EPI_NORM), 16-byte pieces: a grid of
- * LLMASOS_CUDA_PLAIN_PERSIST blocks a multiprocessor whose warps take
- * rows r, r + (warps in the grid), ... as one stream of steps of PLAIN_U
- * pieces a lane, the next step's loads issued before the current step's
- * arithmetic (as matvec-packed.cuh's kernel), rather than a row a warp
- * and a new block for each: no block starts after the first, and a warp
- * runs from the kernel's start to its end. GATED: a warp's unit is the
- * pair gate row i, up row i + rows / 2, streamed as one row of twice the
- * steps. */
-template <LlmDType T, int PRO>
-static __global__ void __launch_bounds__ (MATVEC_THREADS)
-matvec_plain_persistent_kernel (float *__restrict__ out,
-    const void *__restrict__ w, const float *__restrict__ x,
-    unsigned int rows, unsigned int cols, bool add, MatvecPro p)
-{
-  constexpr unsigned int E = T == LLM_DTYPE_F32 ? 4 : 8;
-  constexpr int U = PLAIN_U (1);
-  constexpr bool GATED = (PRO & PRO_GATED) != 0;
-  constexpr bool SCALE = (PRO & PRO_SCALE) != 0;
-  constexpr bool EPI = (PRO & EPI_NORM) != 0;
-  unsigned int lane = threadIdx.x % LLM_CUDA_WARP;
-  unsigned int n = cols / E;    /* pieces a row */
-  unsigned int steps = (n + U * LLM_CUDA_WARP - 1) / (U * LLM_CUDA_WARP);
-  unsigned int units = GATED ? rows / 2 : rows;
-  unsigned int usteps = GATED ? 2 * steps : steps;
-  unsigned int tw = gridDim.x * MATVEC_WARPS;
-  unsigned int r = blockIdx.x * MATVEC_WARPS + threadIdx.x / LLM_CUDA_WARP;
-  unsigned int c = 0;
-  const uint4 *wv = (const uint4 *) w;
-  float acc = 0.0f, gate = 0.0f, scale = 1.0f, unused = 0.0f;
-  uint4 a[U];
-
-  /* step @cs of unit @ru's stream into a[] (zeros past the row) */
-  auto load = [&](unsigned int ru, unsigned int cs) {
-    bool up = GATED && cs >= steps;
-    const uint4 *wr = wv + (size_t) (up ? ru + units : ru) * n;
-    unsigned int i0 = (up ? cs - steps : cs) * U * LLM_CUDA_WARP + lane;
-
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      unsigned int i = i0 + u * LLM_CUDA_WARP;
-
-      a[u] = i < n ? __ldcs (wr + i) : make_uint4 (0, 0, 0, 0);
-    }
-  };
-
-  pdl_launch_dependents ();
-  if (r < units)
-    load (r, 0);
-  pdl_wait ();                  /* x and out are the previous kernels' */
-  if (SCALE)
-    scale = pro_ss_scale (p, cols);
-
-  while (r < units) {
-    uint4 cur[U];
-    unsigned int cr = r, cc = c, i0;
-
-#pragma unroll
-    for (int u = 0; u < U; u++)
-      cur[u] = a[u];
-    if (++c == usteps) {
-      c = 0;
-      r += tw;
-    }
-    if (r < units)
-      load (r, c);
-    i0 = (GATED && cc >= steps ? cc - steps : cc) * U * LLM_CUDA_WARP + lane;
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      unsigned int i = i0 + u * LLM_CUDA_WARP;
-
-      if (i < n)
-        acc += dot_vec<T, false> (cur[u], x, E * i, p, &unused);
-    }
-    if (GATED && cc == steps - 1) {
-      /* the gate row is done */
-      gate = warp_sum (acc) * scale;
-      acc = 0.0f;
-    }
-    if (c == 0) {
-      float v = warp_sum (acc) * scale;
-
-      if (GATED)
-        v = gate / (1.0f + expf (-gate)) * v;
-      if (lane == 0) {
-        float *o = out + cr;
-
-        v = add ? *o + v : v;
-        *o = v;
-        if (EPI)
-          epi_norm_row (p, cr, v);
-      }
-      acc = 0.0f;
-    }
-  }
-}
-
-/* LLMASOS_CUDA_PLAIN_PERSIST: blocks a multiprocessor of the persistent
- * variant (1-8, to measure); unset or 0: the one-row-a-warp kernel. */
-static unsigned int
-plain_persist_blocks (void)
-{
-  static int k = -1;
-
-  if (k < 0) {
-    const char *env = g_getenv ("LLMASOS_CUDA_PLAIN_PERSIST");
-
-    k = env ? CLAMP (atoi (env), 0, 8) : 0;
-  }
-  return (unsigned int) k;
-}
-
-/* The persistent variant for @pro where it applies (one vector, 16-byte
- * pieces, the variant asked for); FALSE: nothing launched. */
-template <LlmDType T>
-static bool
-launch_persistent (float *out, const void *w, const float *x,
-    unsigned int rows, unsigned int cols, bool add, int pro,
-    const MatvecPro & p, cudaStream_t s)
-{
-  size_t esize = T == LLM_DTYPE_F32 ? 4 : 2;
-  unsigned int k = plain_persist_blocks ();
-  unsigned int units = (pro & PRO_GATED) ? rows / 2 : rows;
-  unsigned int grid = MIN (matvec_blocks (units), k * llm_cuda_n_sm ());
-
-  if (k == 0 || cols * esize % 16 != 0 || !aligned16 (w) || !aligned16 (x))
-    return false;
-  switch (pro) {
-    case PRO_NONE:
-      pdl_launch (matvec_plain_persistent_kernel<T, PRO_NONE>, grid,
-          MATVEC_THREADS, 0, s, out, w, x, rows, cols, add, p);
-      return true;
-    case PRO_SCALE:
-      pdl_launch (matvec_plain_persistent_kernel<T, PRO_SCALE>, grid,
-          MATVEC_THREADS, 0, s, out, w, x, rows, cols, add, p);
-      return true;
-    case PRO_SCALE | PRO_GATED:
-      pdl_launch (matvec_plain_persistent_kernel<T, PRO_SCALE | PRO_GATED>,
-          grid, MATVEC_THREADS, 0, s, out, w, x, rows, cols, add, p);
-      return true;
-    case EPI_NORM:
-      pdl_launch (matvec_plain_persistent_kernel<T, EPI_NORM>, grid,
-          MATVEC_THREADS, 0, s, out, w, x, rows, cols, add, p);
-      return true;
-    default:
-      return false;
-  }
-}
-
 template <LlmDType T, int NX>
 static void
 launch_nx (float *out, const void *w, const float *x, unsigned int rows,
@@ -414,9 +264,6 @@ launch_nx (float *out, const void *w, const float *x, unsigned int rows,
 {
   size_t esize = T == LLM_DTYPE_F32 ? 4 : 2;
 
-  if (NX == 1 && launch_persistent<T> (out, w, x, rows, cols, add, PRO_NONE,
-          MatvecPro (), s))
-    return;
   if (cols * esize % 16 == 0 && aligned16 (w) && aligned16 (x))
     pdl_launch (matvec_plain_packed_kernel<T, NX, true, PRO_NONE>,
         matvec_blocks (rows), MATVEC_THREADS, 0, s, out, w, x, rows, cols,
@@ -442,8 +289,6 @@ launch_pro (float *out, const void *w, const float *x, unsigned int rows,
 
   if (vec && (PRO & PRO_RMSNORM) && !aligned16 (p.norm))
     return false;
-  if (launch_persistent<T> (out, w, x, rows, cols, add, PRO, p, s))
-    return true;
   if (vec)
     pdl_launch (matvec_plain_packed_kernel<T, 1, true, PRO>,
         matvec_blocks (out_rows), MATVEC_THREADS, 0, s, out, w, x, rows,

@@ -17,10 +17,10 @@ matvec_q8_0_packed (float *out, const void *packed, const float *x,
 bool
 matvec_q8_0_packed_pro (float *out, const void *packed, const float *x,
     unsigned int rows, unsigned int cols, bool add, int pro,
-    const MatvecPro & p, cudaStream_t s, const void *xpre)
+    const MatvecPro & p, cudaStream_t s)
 {
   return matvec_packed_blocks_launch_pro<LLM_DTYPE_Q8_0> (out, packed, x, rows,
-      cols, add, pro, p, s, xpre);
+      cols, add, pro, p, s);
 }
 
 void

@@ -81,17 +81,14 @@
  *   38), (32, 32, 1), (1536, 96, 513), (14336, 64, 70) (rows of several
  *   steps in the consumer), plain types (1001, 7, 6); F32,
  *   F16, BF16 norms: out bit-identical to matvec_packed_add, xn exactly
- *   norm * out, the partial sums' total within 1e-5 of sum out^2 (and
- *   for Q8_0 / Q4_0 the same from matvec_packed_add_norm_quantized of x
- *   rounded by quantize_x, out and xn bit-identical); the
+ *   norm * out, the partial sums' total within 1e-5 of sum out^2; the
  *   scaled matvec against rmsnorm_forward + matvec_packed and against
  *   llm_rmsnorm + llm_matvec with the bounds of matvec_packed_rmsnorm
  *   above; rmsnorm_finish within 1e-6 relative L2 of rmsnorm_forward;
  *   gated (even rows) against swiglu_rows of the unfused output and the
  *   CPU's (plain types) or of the scaled matvec's (Q8_0, Q4_0: the same
  *   rounding of x), 1e-5 of the SwiGLU's magnitude. FALSE for a missing
- *   norm or sums, a Q8_0 norm, gated odd rows or x rounded beforehand
- *   for F16.
+ *   norm or sums, a Q8_0 norm or gated odd rows.
  *
  * Without a GPU: exit 77 (meson SKIP).
  *
@@ -815,41 +812,6 @@ GST_START_TEST (test_matvec_split_rmsnorm)
             "%s: sum of squares %.9g, want %.9g", what, ss_got, ss_want);
         w_ss = MAX (w_ss, fabs (ss_got - ss_want) / ss_want);
 
-        /* Q8_0 / Q4_0: the same with y rounded once beforehand
-         * (quantize_x), the rounding each block does otherwise: the same
-         * bits */
-        if (blk) {
-          gsize qn = (llm_cuda_quantized_x_bytes (cols) + 3) / 4;
-          float *dxq = dev_nan (qn), *dout2 = dev_from (base,
-              dim * sizeof (float)), *dxn2 = dev_nan (dim);
-          float *dss2 = dev_zeroed (sizeof ss);
-          g_autofree float *out2 = g_new (float, dim);
-          g_autofree float *xn2 = g_new (float, dim);
-          float ss2[LLM_CUDA_SS_PARTS];
-          double ss2_got = 0;
-
-          fail_unless (llm_cuda_quantize_x (dxq, dt, dy, cols, NULL,
-                  LLM_DTYPE_F32, EPS, FALSE, stream), "%s: quantize_x", what);
-          fail_unless (llm_cuda_matvec_packed_add_norm_quantized (dout2,
-                  wp.packed, dt, dxq, dim, cols, dxn2, dnorm, nd, dss2,
-                  stream), "%s: add_norm_quantized returned FALSE", what);
-          to_host (out2, dout2, dim * sizeof (float));
-          to_host (xn2, dxn2, dim * sizeof (float));
-          to_host (ss2, dss2, sizeof ss2);
-          fail_unless (memcmp (out2, out, dim * sizeof (float)) == 0 &&
-              memcmp (xn2, xn, dim * sizeof (float)) == 0,
-              "%s: add_norm_quantized differs from add_norm", what);
-          for (guint k = 0; k < LLM_CUDA_SS_PARTS; k++)
-            ss2_got += ss2[k];
-          fail_unless (fabs (ss2_got - ss_want) <= 1e-5 * ss_want,
-              "%s: add_norm_quantized's sum of squares %.9g, want %.9g",
-              what, ss2_got, ss_want);
-          llm_cuda_free (dxq);
-          llm_cuda_free (dout2);
-          llm_cuda_free (dxn2);
-          llm_cuda_free (dss2);
-        }
-
         /* the second half, against rmsnorm_forward + matvec_packed of the
          * same out, and against the CPU's llm_rmsnorm + llm_matvec */
         fail_unless (llm_cuda_matvec_packed_scaled (dgot, wc.packed, dt, dxn,
@@ -923,8 +885,7 @@ GST_START_TEST (test_matvec_split_rmsnorm)
         w_gated);
     g_print ("\n");
   }
-  /* what they decline: no norm, no sums; gated with odd rows; x rounded
-   * beforehand for a plain dtype */
+  /* what they decline: no norm, no sums; gated with odd rows */
   {
     float *d = dev_zeroed (1 << 16);
     Matrix m;
@@ -934,8 +895,6 @@ GST_START_TEST (test_matvec_split_rmsnorm)
             36, 64, d, NULL, LLM_DTYPE_F32, d, stream));
     fail_if (llm_cuda_matvec_packed_add_norm (d, m.packed, LLM_DTYPE_F16, d,
             36, 64, d, d, LLM_DTYPE_Q8_0, d, stream));
-    fail_if (llm_cuda_matvec_packed_add_norm_quantized (d, m.packed,
-            LLM_DTYPE_F16, d, 36, 64, d, d, LLM_DTYPE_F32, d, stream));
     fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_F16, d,
             NULL, EPS, 36, 64, FALSE, stream));
     fail_if (llm_cuda_matvec_packed_scaled (d, m.packed, LLM_DTYPE_F16, d, d,
