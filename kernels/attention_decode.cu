@@ -46,10 +46,10 @@
  * longer than DRAM needs (5.6 us); tensor cores (mma.sync with split-half
  * operands for accuracy) would be the next step.
  *
- * Both passes are launched with programmatic dependent launch: a kernel
- * may start while the one before it finishes, and waits for it
- * (griddepcontrol.wait) before its first memory access, which hides most
- * of the launch gap between the passes.
+ * Both passes are launched with programmatic dependent launch
+ * (llm-cuda-pdl.cuh): a kernel may start while the one before it
+ * finishes, and waits for it (griddepcontrol.wait) before its first
+ * memory access, which hides most of the launch gap between the passes.
  *
  * The kernels take the position count either by value or from device
  * memory (llm_cuda_attention_decode_at, for a decode step captured once as
@@ -63,6 +63,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "llm-cuda-private.cuh"
 #include "rope-angle.cuh"
+#include "llm-cuda-pdl.cuh"
 
 #define ATT_THREADS 128
 #define ATT_WARPS (ATT_THREADS / LLM_CUDA_WARP)
@@ -96,27 +97,6 @@
 #ifndef FAST_BLOCKS_PER_SM
 #define FAST_BLOCKS_PER_SM 2
 #endif
-#ifndef ATT_USE_PDL
-#define ATT_USE_PDL 1
-#endif
-
-/* Programmatic dependent launch: wait for the kernel before (a no-op when
- * launched without the attribute), and let the next one start. */
-static __device__ __forceinline__ void
-grid_dep_wait (void)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile ("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-
-static __device__ __forceinline__ void
-grid_dep_launch (void)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile ("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
 
 /* Element @i of a cached key or value row. */
 template <LlmDType T>
@@ -182,7 +162,7 @@ attention_decode_split (float *__restrict__ out, float *__restrict__ part_o,
   size_t kv_off = (size_t) kvh * head_dim;
   const size_t ES = T == LLM_DTYPE_F32 ? 4 : 2;  /* bytes an element */
 
-  grid_dep_wait ();
+  pdl_wait ();
   decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, ATT_MIN_SPLIT,
       16, &lo, &hi, &split_len);
   p_begin = lo + split * split_len;
@@ -199,7 +179,7 @@ attention_decode_split (float *__restrict__ out, float *__restrict__ part_o,
     m[h] = -INFINITY;
     l[h] = 0.0f;
   }
-  grid_dep_launch ();
+  pdl_launch_dependents ();
   __syncthreads ();
 
   for (unsigned int t0 = p_begin; t0 < p_end; t0 += ATT_TILE) {
@@ -622,7 +602,7 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
   float qf[G][8], o[G][8], m[G], l[G];
   __shared__ float rope_cs[2][D / 2];   /* cos, sin of each pair's angle */
 
-  grid_dep_wait ();
+  pdl_wait ();
   /* The queries, pre-scaled so that exp2 gives the softmax: loaded while
    * the count is, or, when the kernel does the RoPE, rotated once the
    * position is known. */
@@ -690,7 +670,7 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
     cp_async_commit ();
   }
 
-  grid_dep_launch ();
+  pdl_launch_dependents ();
 
   for (unsigned int it = 0; it < n_steps; it++) {
     const uint4 *slot = ring + (size_t) (it % FAST_STAGES) * FAST_UNROLL * 2
@@ -900,7 +880,7 @@ attention_decode_merge_many (float *__restrict__ out,
   unsigned int n_sg = MERGE_THREADS / dt;
   unsigned int sg = threadIdx.x / dt, dl = threadIdx.x % dt;
 
-  grid_dep_wait ();
+  pdl_wait ();
   n_used = merge_chunks_used (out, n_pos_dev, n_pos, max_pos, window,
       n_splits, min_split, gran, head_dim);
   if (n_used <= 1)
@@ -981,10 +961,10 @@ attention_decode_merge (float *__restrict__ out,
   bool active = sg < n_sg;
   float pv[MERGE_BATCH], mx = -INFINITY, total = 0.0f, acc = 0.0f;
 
-  grid_dep_wait ();
+  pdl_wait ();
   n_used = merge_chunks_used (out, n_pos_dev, n_pos, max_pos, window,
       n_splits, min_split, gran, head_dim);
-  grid_dep_launch ();
+  pdl_launch_dependents ();
   if (n_used <= 1)
     return;
 
@@ -1067,31 +1047,6 @@ llm_cuda_attention_decode_at_scratch_bytes (guint n_heads, guint head_dim,
       * sizeof (float);
 }
 
-/* Launches @kernel on @s, with programmatic dependent launch where the
- * runtime takes it. */
-template <typename... Params, typename... Args>
-static void
-launch_pdl (void (*kernel) (Params...), dim3 grid, unsigned int threads,
-    size_t smem, cudaStream_t s, Args... args)
-{
-  cudaLaunchConfig_t cfg = { };
-  cudaLaunchAttribute attr[1];
-
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3 (threads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = ATT_USE_PDL ? 1 : 0;
-  if (cudaLaunchKernelEx (&cfg, kernel, ((Params) args)...) != cudaSuccess
-      && cfg.numAttrs > 0) {
-    (void) cudaGetLastError ();
-    cfg.numAttrs = 0;
-    cudaLaunchKernelEx (&cfg, kernel, ((Params) args)...);
-  }
-}
 
 /* The fast pass 1 for head_dim @D and up to @G query heads a KV head.
  * Returns the chunks it was launched with. */
@@ -1113,7 +1068,7 @@ launch_f16 (float *out, float *part_o, float *part_ml, unsigned int *done,
    * a block gets without asking; graphs replay without calling it) */
   cudaFuncSetAttribute (attention_decode_f16<D, G>,
       cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem);
-  launch_pdl (attention_decode_f16<D, G>, dim3 (n_kv_heads, n_splits),
+  pdl_launch (attention_decode_f16<D, G>, dim3 (n_kv_heads, n_splits),
       FAST_THREADS, smem, s, out, part_o, part_ml, done, q, (void *) k,
       (void *) v, n_pos_dev, n_pos, max_pos, group, kv_stride, scale, window,
       rope);
@@ -1191,7 +1146,7 @@ launch (float *out, const float *q, const void *k, const void *v,
     if (smem > 48 * 1024)
       cudaFuncSetAttribute (attention_decode_split<T>,
           cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem);
-    launch_pdl (attention_decode_split<T>, dim3 (n_splits, n_kv_heads),
+    pdl_launch (attention_decode_split<T>, dim3 (n_splits, n_kv_heads),
         ATT_THREADS, smem, s, out, part_o, part_ml, q, k, v, n_pos_dev,
         n_pos, max_pos, group, head_dim, kv_stride, scale, window);
   }
@@ -1200,7 +1155,7 @@ launch (float *out, const float *q, const void *k, const void *v,
    * would walk one load at a time (F32 cache, 4096 positions: 39 us
    * rather than 29). */
   if (!fast || done == NULL)
-    launch_pdl (fast ? attention_decode_merge : attention_decode_merge_many,
+    pdl_launch (fast ? attention_decode_merge : attention_decode_merge_many,
         dim3 (n_heads), MERGE_THREADS, 0, s, out, part_o, part_ml,
         n_pos_dev, n_pos, max_pos, window, n_splits, min_split,
         fast ? FAST_ROUND : 16u, head_dim);
