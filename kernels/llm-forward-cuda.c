@@ -66,8 +66,9 @@
 #define FUSE_QSWIGLU 64u
 #define FUSE_ALL 127u
 /* att and addnorm: the fusions measured faster, for every dtype; the
- * SwiGLU in the gate|up matvec for Q8_0 / Q4_0 only (0.6-1.4 % faster in
- * two H100 calls, where F16 lost 1.6 %) (docs/benchmarks.md, 2026-12-07) */
+ * SwiGLU in the gate|up matvec for Q8_0 / Q4_0 only (three H100 calls:
+ * Q8_0 +0.9 to +1.1 %, Q4_0 0 to +1.4 %; F16 lost 1.6 %)
+ * (docs/benchmarks.md, 2026-12-07) */
 #define FUSE_DEFAULT (FUSE_ATT | FUSE_ADDNORM | FUSE_QSWIGLU)
 
 struct _LlmCudaKv
@@ -463,8 +464,9 @@ decode_residual_norm (LlmCudaCompute * c, const LlmCudaMatrix * m,
 
 /* out = M x' where x' is the rmsnorm decode_residual_norm left in c->xb:
  * split (@ss its sums: the scale applied in the matvec) or whole (@ss
- * NULL). @gated (F32, F16, BF16): out = silu(g) * u of [g | u] = M x';
- * FALSE, nothing launched, where that cannot be done in the matvec. */
+ * NULL). @gated: out = silu(g) * u of [g | u] = M x' (any dtype with
+ * the split rmsnorm; F32, F16, BF16 with the whole one); FALSE, nothing
+ * launched, where that cannot be done in the matvec. */
 static gboolean
 decode_matvec_normed (LlmCudaCompute * c, float *out,
     const LlmCudaMatrix * m, float *ss, gboolean gated)
