@@ -1086,13 +1086,16 @@ launch_f16_d (float *out, float *part_o, float *part_ml,
 {
   if (group == 1)
     launch_f16<D, 1> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
-        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
+        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
+        s);
   else if (group <= 4)
     launch_f16<D, 4> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
-        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
+        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
+        s);
   else
     launch_f16<D, 8> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
-        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope, s);
+        max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
+        s);
 }
 
 /* Whether the fast pass 1 takes this shape. */
@@ -1211,10 +1214,12 @@ llm_cuda_attention_decode_at (float *out, const float *q, const void *k,
 
   if (kv_dtype == LLM_DTYPE_F32)
     launch<LLM_DTYPE_F32> (out, q, k, v, n_pos_device, 0, max_pos, n_heads,
-        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (), s);
+        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (),
+        s);
   else
     launch<LLM_DTYPE_F16> (out, q, k, v, n_pos_device, 0, max_pos, n_heads,
-        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (), s);
+        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (),
+        s);
 }
 
 gboolean

@@ -3,7 +3,8 @@
 # several settings of the decode step's environment knobs (docs/cuda.md),
 # one llmasos-bench run a setting, on the GPU machine:
 #
-#   source .gpu/enter.sh && SETS="A;B;..." kernels/run-gpu-sweep.sh .gpu/BUILD OUT
+#   source .gpu/enter.sh &&
+#     SETS="A;B;..." kernels/run-gpu-sweep.sh .gpu/BUILD OUT
 #
 # SETS: settings separated by ';', each a list of VAR=VALUE words put in
 # the bench's environment ("-" alone: the defaults). DTYPES: the dtypes
