@@ -52,6 +52,8 @@ struct _LlmKvCache
   guint len;                    /* positions filled */
   float *k;                     /* keys, [n_layers][n_ctx][kv_dim] */
   float *v;                     /* values, same layout */
+  LlmDType rounding;            /* F32, or Q8_0: the values as Q8_0 rounds
+                                 * them (llm_kv_cache_set_rounding) */
 };
 
 struct _LlmCompute
@@ -96,6 +98,7 @@ llm_kv_cache_new (const LlmHParams * hp, guint n_ctx, GError ** error)
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   kv = g_new0 (LlmKvCache, 1);
+  kv->rounding = LLM_DTYPE_F32;
   kv->n_layers = hp->n_layers;
   kv->kv_dim = hp->n_kv_heads * hp->head_dim;
   kv->n_ctx = n_ctx;
@@ -124,6 +127,37 @@ llm_kv_cache_free (LlmKvCache * kv)
   g_free (kv->k);
   g_free (kv->v);
   g_free (kv);
+}
+
+gboolean
+llm_kv_cache_set_rounding (LlmKvCache * kv, LlmDType dtype, GError ** error)
+{
+  g_return_val_if_fail (kv != NULL, FALSE);
+  if (kv->backend != NULL || (dtype != LLM_DTYPE_F32
+          && dtype != LLM_DTYPE_Q8_0) || (dtype == LLM_DTYPE_Q8_0
+          && kv->kv_dim % LLM_QK8_0 != 0)) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED,
+        "a KV cache rounded to %s: only CPU caches round, to f32 or q8_0 "
+        "(rows of whole 32-blocks; these are %u wide)",
+        llm_dtype_name (dtype), kv->kv_dim);
+    return FALSE;
+  }
+  kv->rounding = dtype;
+  return TRUE;
+}
+
+/* Row @x of @n floats (a multiple of 32) as Q8_0 rounds it. */
+static void
+round_row_q8_0 (float *x, guint n)
+{
+  LlmBlockQ8_0 b[8];
+
+  for (guint i = 0; i < n; i += 8 * LLM_QK8_0) {
+    guint m = MIN (n - i, 8 * LLM_QK8_0);
+
+    llm_quantize_row (LLM_DTYPE_Q8_0, x + i, b, m);
+    llm_dequantize_row (LLM_DTYPE_Q8_0, b, x + i, m);
+  }
 }
 
 guint
@@ -420,6 +454,10 @@ forward_block (LlmCompute * c, LlmKvCache * kv, const gint32 * tokens,
             hp->rms_eps);
       llm_rope_apply (kt, hp->n_kv_heads, hp->head_dim, cos_t + t * half,
           sin_t + t * half, interleaved);
+      if (kv->rounding == LLM_DTYPE_Q8_0) {
+        round_row_q8_0 (kt, c->kv_dim);
+        round_row_q8_0 (vc + (gsize) t * c->kv_dim, c->kv_dim);
+      }
     }
     if (m == 0)
       break;

@@ -24,6 +24,15 @@ guint llm_kv_cache_n_ctx (const LlmKvCache * kv);
 guint llm_kv_cache_len (const LlmKvCache * kv);
 /* Forgets everything after the first @len positions. */
 void llm_kv_cache_truncate (LlmKvCache * kv, guint len);
+/* Rounds the keys and values of a CPU cache to @dtype as they are
+ * appended: LLM_DTYPE_F32 (the default: no rounding) or LLM_DTYPE_Q8_0,
+ * whose values are those of the CUDA backend's Q8_0 cache
+ * (LLMASOS_CUDA_KV_DTYPE=q8_0, docs/cuda.md), kept as floats (no memory
+ * is saved): the CPU reference of that cache. LLM_ERROR_UNSUPPORTED for
+ * another dtype, a device cache, or rows (n_kv_heads * head_dim) that are
+ * not whole 32-blocks. */
+gboolean llm_kv_cache_set_rounding (LlmKvCache * kv, LlmDType dtype,
+    GError ** error);
 
 /* Scratch buffers and settings of one thread of computation over a model;
  * several may share one LlmModelFile (weights are read-only). */

@@ -64,6 +64,7 @@
 #include "llm-cuda-private.cuh"
 #include "rope-angle.cuh"
 #include "llm-cuda-pdl.cuh"
+#include "kv-q8_0.cuh"
 
 #define ATT_THREADS 128
 #define ATT_WARPS (ATT_THREADS / LLM_CUDA_WARP)
@@ -98,12 +99,15 @@
 #define FAST_BLOCKS_PER_SM 2
 #endif
 
-/* Element @i of a cached key or value row. */
+/* Element @c of position @pos of a key or value cache of @stride
+ * elements a position (F32, F16, or Q8_0 as kv-q8_0.cuh lays it out). */
 template <LlmDType T>
 static __device__ __forceinline__ float
-kv_load (const void *row, unsigned int i)
+kv_at (const void *cache, size_t pos, size_t stride, unsigned int c)
 {
-  return load_plain<T> (row, i);
+  if (T == LLM_DTYPE_Q8_0)
+    return kv_q8_0_load (cache, pos, stride, c);
+  return load_plain<T> (cache, pos * stride + c);
 }
 
 /* The positions a query sees and how they are cut into @n_splits chunks:
@@ -159,8 +163,7 @@ attention_decode_split (float *__restrict__ out, float *__restrict__ part_o,
   unsigned int lane = threadIdx.x % LLM_CUDA_WARP;
   unsigned int h0 = kvh * group;                /* first query head */
   unsigned int lo, hi, split_len, p_begin, p_end, n_used;
-  size_t kv_off = (size_t) kvh * head_dim;
-  const size_t ES = T == LLM_DTYPE_F32 ? 4 : 2;  /* bytes an element */
+  unsigned int kv_off = kvh * head_dim;
 
   pdl_wait ();
   decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, ATT_MIN_SPLIT,
@@ -194,15 +197,12 @@ attention_decode_split (float *__restrict__ out, float *__restrict__ part_o,
 
 #pragma unroll
       for (unsigned int u = 0; u < ATT_POS_PER_WARP; u++) {
-        const char *krow = (const char *) k
-            + ((size_t) (t0 + pp0 + u) * kv_stride + kv_off) * ES;
-
 #pragma unroll
         for (unsigned int j = 0; j < ATT_MAX_HEAD_DIM / LLM_CUDA_WARP; j++) {
           unsigned int d = lane + j * LLM_CUDA_WARP;
 
-          kr[u][j] = pp0 + u < nt && d < head_dim ? kv_load<T> (krow, d)
-              : 0.0f;
+          kr[u][j] = pp0 + u < nt && d < head_dim ? kv_at<T> (k,
+              t0 + pp0 + u, kv_stride, kv_off + d) : 0.0f;
         }
       }
       for (unsigned int h = 0; h < group; h++) {
@@ -273,8 +273,7 @@ attention_decode_split (float *__restrict__ out, float *__restrict__ part_o,
 
 #pragma unroll
           for (unsigned int u = 0; u < ATT_V_UNROLL; u++)
-            vv[u] = kv_load<T> ((const char *) v
-                + ((size_t) (t0 + pp + u) * kv_stride + kv_off) * ES, d);
+            vv[u] = kv_at<T> (v, t0 + pp + u, kv_stride, kv_off + d);
 #pragma unroll
           for (unsigned int u = 0; u < ATT_V_UNROLL; u++)
 #pragma unroll
@@ -283,8 +282,7 @@ attention_decode_split (float *__restrict__ out, float *__restrict__ part_o,
                 o[j] += sc[(hg + j) * ATT_TILE + pp + u] * vv[u];
         }
         for (; pp < nt; pp++) {
-          float vv = kv_load<T> ((const char *) v
-              + ((size_t) (t0 + pp) * kv_stride + kv_off) * ES, d);
+          float vv = kv_at<T> (v, t0 + pp, kv_stride, kv_off + d);
 
 #pragma unroll
           for (unsigned int j = 0; j < ATT_HEADS_AT_ONCE; j++)
@@ -332,6 +330,17 @@ cp_async16 (void *dst, const void *src, unsigned int bytes)
       :: "r" (d), "l" (src), "r" (bytes) : "memory");
 }
 
+/* Loads @N (4 or 8) bytes the same way (through L1: .cg takes 16 only). */
+template <int N>
+static __device__ __forceinline__ void
+cp_async_small (void *dst, const void *src, unsigned int bytes)
+{
+  unsigned int d = (unsigned int) __cvta_generic_to_shared (dst);
+
+  asm volatile ("cp.async.ca.shared.global [%0], [%1], %2, %3;\n"
+      :: "r" (d), "l" (src), "n" (N), "r" (bytes) : "memory");
+}
+
 static __device__ __forceinline__ void
 cp_async_commit (void)
 {
@@ -371,6 +380,26 @@ half8_to_float (const uint4 & r, float *f)
   }
 }
 
+/* A ring slot of the Q8_0 cache: its 8 quants (.x, .y) as floats, and
+ * the scale of their block (.z) returned, for the caller to apply once a
+ * row rather than once an element. A quant q is widened by placing q + 128
+ * in the mantissa of 2^23 (a byte permute) and subtracting 2^23 + 128: two
+ * full-rate instructions, where the int-to-float conversion runs at a
+ * quarter of the rate and was what bounded the kernel. */
+static __device__ __forceinline__ float
+q8x8_to_float (const uint4 & r, float *f)
+{
+  const uint32_t w[2] = { r.x ^ 0x80808080u, r.y ^ 0x80808080u };
+
+#pragma unroll
+  for (int i = 0; i < 2; i++)
+#pragma unroll
+    for (int b = 0; b < 4; b++)
+      f[4 * i + b] = __uint_as_float (__byte_perm (w[i], 0x4b00u,
+              0x5440u | b)) - 8388736.0f;
+  return __uint_as_float (r.z);
+}
+
 /* The decode step's RoPE and cache append, done by attention_decode_f16
  * where it is asked to (llm_cuda_attention_decode_rope_at): q and the new
  * k, v are the unrotated q|k|v row at @kv_new - q_dim; theta 0: q already
@@ -381,6 +410,9 @@ typedef struct
   unsigned int kv_dim;
   float theta;
   bool interleaved;
+  /* the chunks without the new position issue their first loads before
+   * the wait for the kernel before (llm_cuda_attention_decode_rope_at) */
+  bool early_loads;
 } DecodeRope;
 
 /* Eight floats from 16-byte aligned @p. */
@@ -492,6 +524,33 @@ store_new_kv (__half * k, __half * v, const DecodeRope & rope,
     v[row + i] = __float2half_rn (vn[i]);
 }
 
+/* store_new_kv for the Q8_0 caches (kv-q8_0.cuh): thread i < D rotates
+ * element i of the key and rounds it and element i of the value, a warp
+ * a 32-block, with rope_kv_store.cu's arithmetic. */
+template <unsigned int D>
+static __device__ __forceinline__ void
+store_new_kv_q8_0 (void *k, void *v, const DecodeRope & rope,
+    unsigned int kvh, unsigned int pos, size_t kv_stride,
+    const float (*cs)[D / 2])
+{
+  const float *kn = rope.kv_new + (size_t) kvh * D;
+  const float *vn = rope.kv_new + rope.kv_dim + (size_t) kvh * D;
+  unsigned int i = threadIdx.x;
+
+  static_assert (D % 32 == 0 && D <= FAST_THREADS, "whole warps a row");
+  if (i < D) {
+    unsigned int p = rope.interleaved ? i / 2 : i % (D / 2);
+    unsigned int i0 = rope.interleaved ? 2 * p : p;
+    unsigned int i1 = rope.interleaved ? 2 * p + 1 : p + D / 2;
+    float x0 = kn[i0], x1 = kn[i1];
+    float kr = i == i0 ? x0 * cs[0][p] - x1 * cs[1][p]
+        : x0 * cs[1][p] + x1 * cs[0][p];
+
+    kv_q8_0_store_block (k, pos, kv_stride, kvh * D + i, kr);
+    kv_q8_0_store_block (v, pos, kv_stride, kvh * D + i, vn[i]);
+  }
+}
+
 /* The merge of the chunks of KV head @kvh, by whichever of its blocks
  * finishes last (counted in @done[kvh], which it sets back to 0 for the
  * next launch), so that no second kernel is launched: each block's
@@ -571,7 +630,7 @@ merge_in_last_block (float *__restrict__ out, const float *part_o,
  * flight without holding registers. The lanes, then the warps, are merged
  * at the end. With a single chunk the block writes the normalised output
  * itself (pass 2 then has nothing to do). */
-template <unsigned int D, unsigned int G>
+template <unsigned int D, unsigned int G, bool Q8>
 static __global__ void __launch_bounds__ (FAST_THREADS,
     FAST_THREADS >= 512 || G > 4 ? 1 : 2)
 attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
@@ -596,21 +655,74 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
   unsigned int sub = lane / LPR, dl = lane % LPR;
   unsigned int h0 = kvh * group;
   unsigned int lo, hi, split_len, p_begin, p_end, n_steps, n_used;
-  size_t rs = kv_stride * 2;    /* bytes a position */
-  const char *kb = (const char *) k + ((size_t) kvh * D + dl * 8) * 2;
-  const char *vb = (const char *) v + ((size_t) kvh * D + dl * 8) * 2;
+  /* bytes a position; this lane's eight elements (Q8: their quants, and
+   * the scale of their block at @ks / @vs) */
+  size_t rs = Q8 ? kv_q8_0_row_bytes (kv_stride) : kv_stride * 2;
+  size_t c8 = (size_t) kvh * D + dl * 8;
+  const char *kb = (const char *) k + (Q8 ? c8 : c8 * 2);
+  const char *vb = (const char *) v + (Q8 ? c8 : c8 * 2);
+  const char *ks = (const char *) k + kv_stride + c8 / 32 * 4;
+  const char *vs = (const char *) v + kv_stride + c8 / 32 * 4;
   float qf[G][8], o[G][8], m[G], l[G];
   __shared__ float rope_cs[2][D / 2];   /* cos, sin of each pair's angle */
 
+  /* The count was written before the step's first kernel ran (a copy the
+   * stream orders before it), so it is read before the wait for the
+   * kernel before this one. */
+  decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, FAST_MIN_SPLIT,
+      FAST_ROUND, &lo, &hi, &split_len);
+  p_begin = lo + split * split_len;
+  p_end = min (hi, p_begin + split_len);
+  n_steps = p_begin < hi ? (p_end - p_begin + STEP - 1) / STEP : 0;
+
+  /* Step @it of this thread: FAST_UNROLL rows of keys and values. */
+  auto issue = [&](unsigned int it) {
+    uint4 *slot = ring + (size_t) (it % FAST_STAGES) * FAST_UNROLL * 2
+        * FAST_THREADS + threadIdx.x;
+
+#pragma unroll
+    for (unsigned int u = 0; u < FAST_UNROLL; u++) {
+      unsigned int t = p_begin + it * STEP + u * ROWS + warp * RPW + sub;
+      bool ok = t < p_end;
+      size_t off = ok ? (size_t) t * rs : 0;
+
+      if (Q8) {
+        char *ksl = (char *) (slot + (2 * u) * FAST_THREADS);
+        char *vsl = (char *) (slot + (2 * u + 1) * FAST_THREADS);
+
+        cp_async_small<8> (ksl, kb + off, ok ? 8 : 0);
+        cp_async_small<4> (ksl + 8, ks + off, ok ? 4 : 0);
+        cp_async_small<8> (vsl, vb + off, ok ? 8 : 0);
+        cp_async_small<4> (vsl + 8, vs + off, ok ? 4 : 0);
+      } else {
+        cp_async16 (slot + (2 * u) * FAST_THREADS, kb + off, ok ? 16 : 0);
+        cp_async16 (slot + (2 * u + 1) * FAST_THREADS, vb + off,
+            ok ? 16 : 0);
+      }
+    }
+  };
+  auto issue_first = [&]() {
+#pragma unroll
+    for (unsigned int s = 0; s + 1 < FAST_STAGES; s++) {
+      if (s < n_steps)
+        issue (s);
+      cp_async_commit ();
+    }
+  };
+
+  /* A chunk before the one with the new position reads only rows that
+   * earlier steps (or a prefill) wrote: its first loads go out now, while
+   * the kernel before this one (whose q it needs) finishes. */
+  bool early = rope.early_loads && p_end < hi;
+
+  if (early)
+    issue_first ();
   pdl_wait ();
   /* The queries, pre-scaled so that exp2 gives the softmax: loaded while
    * the count is, or, when the kernel does the RoPE, rotated once the
    * position is known. */
   if (rope.theta <= 0.0f)
     load_queries<D, G> (qf, q, h0, dl, group, scale, rope, rope_cs);
-  decode_span (n_pos_dev, n_pos, max_pos, window, n_splits, FAST_MIN_SPLIT,
-      FAST_ROUND, &lo, &hi, &split_len);
-  p_begin = lo + split * split_len;
   if (p_begin >= hi) {
     /* past the context; with nothing to attend to (a count of 0), zeros,
      * not NaNs */
@@ -635,40 +747,21 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
     m[h] = NEG;
     l[h] = 0.0f;
   }
-  p_end = min (hi, p_begin + split_len);
-  n_steps = (p_end - p_begin + STEP - 1) / STEP;
   n_used = (hi - lo + split_len - 1) / split_len;
   if (rope.theta > 0.0f && p_end == hi) {
     /* the chunk that holds the new position appends its key (rotated)
      * and value to the cache before it reads them */
-    store_new_kv<D> ((__half *) k, (__half *) v, rope, kvh, hi - 1,
-        kv_stride, rope_cs);
+    if (Q8)
+      store_new_kv_q8_0<D> (k, v, rope, kvh, hi - 1, kv_stride, rope_cs);
+    else
+      store_new_kv<D> ((__half *) k, (__half *) v, rope, kvh, hi - 1,
+          kv_stride, rope_cs);
     __threadfence ();
     __syncthreads ();
   }
 
-  /* Step @it of this thread: FAST_UNROLL rows of keys and values. */
-  auto issue = [&](unsigned int it) {
-    uint4 *slot = ring + (size_t) (it % FAST_STAGES) * FAST_UNROLL * 2
-        * FAST_THREADS + threadIdx.x;
-
-#pragma unroll
-    for (unsigned int u = 0; u < FAST_UNROLL; u++) {
-      unsigned int t = p_begin + it * STEP + u * ROWS + warp * RPW + sub;
-      bool ok = t < p_end;
-      size_t off = ok ? (size_t) t * rs : 0;
-
-      cp_async16 (slot + (2 * u) * FAST_THREADS, kb + off, ok ? 16 : 0);
-      cp_async16 (slot + (2 * u + 1) * FAST_THREADS, vb + off, ok ? 16 : 0);
-    }
-  };
-
-#pragma unroll
-  for (unsigned int s = 0; s + 1 < FAST_STAGES; s++) {
-    if (s < n_steps)
-      issue (s);
-    cp_async_commit ();
-  }
+  if (!early)
+    issue_first ();
 
   pdl_launch_dependents ();
 
@@ -686,9 +779,12 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
      * over the row's lanes. */
 #pragma unroll
     for (unsigned int u = 0; u < FAST_UNROLL; u++) {
-      float kf[8];
+      float kf[8], dk = 1.0f;
 
-      half8_to_float (slot[(2 * u) * FAST_THREADS], kf);
+      if (Q8)
+        dk = q8x8_to_float (slot[(2 * u) * FAST_THREADS], kf);
+      else
+        half8_to_float (slot[(2 * u) * FAST_THREADS], kf);
 #pragma unroll
       for (unsigned int h = 0; h < G; h++) {
         float a = 0.0f;
@@ -696,7 +792,7 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
 #pragma unroll
         for (unsigned int j = 0; j < 8; j++)
           a = fmaf (qf[h][j], kf[j], a);
-        s[u][h] = a;
+        s[u][h] = Q8 ? a * dk : a;
       }
     }
 #pragma unroll
@@ -754,14 +850,20 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
     /* Values, weighted (zeros past the chunk). */
 #pragma unroll
     for (unsigned int u = 0; u < FAST_UNROLL; u++) {
-      float vf[8];
+      float vf[8], dv = 1.0f;
 
-      half8_to_float (slot[(2 * u + 1) * FAST_THREADS], vf);
+      if (Q8)
+        dv = q8x8_to_float (slot[(2 * u + 1) * FAST_THREADS], vf);
+      else
+        half8_to_float (slot[(2 * u + 1) * FAST_THREADS], vf);
 #pragma unroll
-      for (unsigned int h = 0; h < G; h++)
+      for (unsigned int h = 0; h < G; h++) {
+        float p = Q8 ? s[u][h] * dv : s[u][h];
+
 #pragma unroll
         for (unsigned int j = 0; j < 8; j++)
-          o[h][j] = fmaf (s[u][h], vf[j], o[h][j]);
+          o[h][j] = fmaf (p, vf[j], o[h][j]);
+      }
     }
   }
   cp_async_wait<0> ();
@@ -1050,7 +1152,7 @@ llm_cuda_attention_decode_at_scratch_bytes (guint n_heads, guint head_dim,
 
 /* The fast pass 1 for head_dim @D and up to @G query heads a KV head.
  * Returns the chunks it was launched with. */
-template <unsigned int D, unsigned int G>
+template <unsigned int D, unsigned int G, bool Q8>
 static unsigned int
 launch_f16 (float *out, float *part_o, float *part_ml, unsigned int *done,
     const float *q, const void *k, const void *v, const gint32 * n_pos_dev,
@@ -1066,16 +1168,16 @@ launch_f16 (float *out, float *part_o, float *part_ml, unsigned int *done,
   /* (every launch, whatever the size, for the device that is current: the
    * kernel's own shared memory with a ring of 48 KiB goes past the 48 KiB
    * a block gets without asking; graphs replay without calling it) */
-  cudaFuncSetAttribute (attention_decode_f16<D, G>,
+  cudaFuncSetAttribute (attention_decode_f16<D, G, Q8>,
       cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem);
-  pdl_launch (attention_decode_f16<D, G>, dim3 (n_kv_heads, n_splits),
+  pdl_launch (attention_decode_f16<D, G, Q8>, dim3 (n_kv_heads, n_splits),
       FAST_THREADS, smem, s, out, part_o, part_ml, done, q, (void *) k,
       (void *) v, n_pos_dev, n_pos, max_pos, group, kv_stride, scale, window,
       rope);
   return n_splits;
 }
 
-template <unsigned int D>
+template <unsigned int D, bool Q8>
 static void
 launch_f16_d (float *out, float *part_o, float *part_ml,
     unsigned int *done, const float *q,
@@ -1085,15 +1187,15 @@ launch_f16_d (float *out, float *part_o, float *part_ml,
     unsigned int n_splits, const DecodeRope & rope, cudaStream_t s)
 {
   if (group == 1)
-    launch_f16<D, 1> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
+    launch_f16<D, 1, Q8> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
         max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
         s);
   else if (group <= 4)
-    launch_f16<D, 4> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
+    launch_f16<D, 4, Q8> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
         max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
         s);
   else
-    launch_f16<D, 8> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
+    launch_f16<D, 8, Q8> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
         max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
         s);
 }
@@ -1103,7 +1205,9 @@ static bool
 fast_ok (LlmDType kv_dtype, const float *q, const void *k, const void *v,
     unsigned int group, unsigned int head_dim, size_t kv_stride)
 {
-  return kv_dtype == LLM_DTYPE_F16 && group <= 8 && (uintptr_t) q % 16 == 0
+  /* (Q8_0: rows of stride * 9 / 8 bytes, 8-byte aligned) */
+  return (kv_dtype == LLM_DTYPE_F16 || (kv_dtype == LLM_DTYPE_Q8_0
+          && kv_stride % 64 == 0)) && group <= 8 && (uintptr_t) q % 16 == 0
       && (head_dim == 64 || head_dim == 128 || head_dim == 256)
       && kv_stride % 8 == 0 && (uintptr_t) k % 16 == 0
       && (uintptr_t) v % 16 == 0;
@@ -1117,6 +1221,7 @@ launch (float *out, const float *q, const void *k, const void *v,
     size_t kv_stride, float scale, unsigned int window, float *scratch,
     const DecodeRope & rope, cudaStream_t s)
 {
+  constexpr bool Q8 = T == LLM_DTYPE_Q8_0;
   unsigned int group = n_heads / n_kv_heads;
   bool fast = fast_ok (T, q, k, v, group, head_dim, kv_stride);
   unsigned int min_split = fast ? FAST_MIN_SPLIT : ATT_MIN_SPLIT;
@@ -1132,17 +1237,17 @@ launch (float *out, const float *q, const void *k, const void *v,
 
   if (fast) {
     if (head_dim == 64)
-      launch_f16_d<64> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
-          max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-          s);
+      launch_f16_d<64, Q8> (out, part_o, part_ml, done, q, k, v, n_pos_dev,
+          n_pos, max_pos, n_kv_heads, group, kv_stride, scale, window,
+          n_splits, rope, s);
     else if (head_dim == 128)
-      launch_f16_d<128> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
-          max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-          s);
+      launch_f16_d<128, Q8> (out, part_o, part_ml, done, q, k, v, n_pos_dev,
+          n_pos, max_pos, n_kv_heads, group, kv_stride, scale, window,
+          n_splits, rope, s);
     else
-      launch_f16_d<256> (out, part_o, part_ml, done, q, k, v, n_pos_dev, n_pos,
-          max_pos, n_kv_heads, group, kv_stride, scale, window, n_splits, rope,
-          s);
+      launch_f16_d<256, Q8> (out, part_o, part_ml, done, q, k, v, n_pos_dev,
+          n_pos, max_pos, n_kv_heads, group, kv_stride, scale, window,
+          n_splits, rope, s);
   } else {
     size_t smem = split_smem_floats (group, head_dim) * sizeof (float);
 
@@ -1169,7 +1274,8 @@ args_ok (LlmDType kv_dtype, guint n_heads, guint n_kv_heads, guint head_dim,
     size_t kv_stride)
 {
   g_return_val_if_fail (kv_dtype == LLM_DTYPE_F32
-      || kv_dtype == LLM_DTYPE_F16, FALSE);
+      || kv_dtype == LLM_DTYPE_F16 || (kv_dtype == LLM_DTYPE_Q8_0
+          && kv_stride % 32 == 0), FALSE);
   g_return_val_if_fail (n_kv_heads > 0 && n_heads % n_kv_heads == 0, FALSE);
   g_return_val_if_fail (head_dim > 0 && head_dim <= ATT_MAX_HEAD_DIM, FALSE);
   g_return_val_if_fail (kv_stride >= (size_t) n_kv_heads * head_dim, FALSE);
@@ -1192,6 +1298,9 @@ llm_cuda_attention_decode (float *out, const float *q, const void *k,
 
   if (kv_dtype == LLM_DTYPE_F32)
     launch<LLM_DTYPE_F32> (out, q, k, v, NULL, n_pos, n_pos, n_heads,
+        n_kv_heads, head_dim, kv_stride, scale, 0, scratch, DecodeRope (), s);
+  else if (kv_dtype == LLM_DTYPE_Q8_0)
+    launch<LLM_DTYPE_Q8_0> (out, q, k, v, NULL, n_pos, n_pos, n_heads,
         n_kv_heads, head_dim, kv_stride, scale, 0, scratch, DecodeRope (), s);
   else
     launch<LLM_DTYPE_F16> (out, q, k, v, NULL, n_pos, n_pos, n_heads,
@@ -1216,10 +1325,28 @@ llm_cuda_attention_decode_at (float *out, const float *q, const void *k,
     launch<LLM_DTYPE_F32> (out, q, k, v, n_pos_device, 0, max_pos, n_heads,
         n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (),
         s);
+  else if (kv_dtype == LLM_DTYPE_Q8_0)
+    launch<LLM_DTYPE_Q8_0> (out, q, k, v, n_pos_device, 0, max_pos, n_heads,
+        n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (),
+        s);
   else
     launch<LLM_DTYPE_F16> (out, q, k, v, n_pos_device, 0, max_pos, n_heads,
         n_kv_heads, head_dim, kv_stride, scale, window, scratch, DecodeRope (),
         s);
+}
+
+/* LLMASOS_CUDA_ATT_EARLY=0 turns the early loads off (for measuring). */
+static bool
+early_loads_enabled (void)
+{
+  static int on = -1;
+
+  if (on < 0) {
+    const char *env = g_getenv ("LLMASOS_CUDA_ATT_EARLY");
+
+    on = env == NULL || atoi (env) != 0;
+  }
+  return on != 0;
 }
 
 gboolean
@@ -1245,8 +1372,14 @@ llm_cuda_attention_decode_rope_at (float *out, const float *qkv,
   rope.kv_dim = n_kv_heads * head_dim;
   rope.theta = theta;
   rope.interleaved = interleaved;
-  launch<LLM_DTYPE_F16> (out, qkv, k_cache, v_cache, n_pos_device, 0,
-      max_pos, n_heads, n_kv_heads, head_dim, kv_stride, scale, window,
-      scratch, rope, s);
+  rope.early_loads = early_loads_enabled ();
+  if (kv_dtype == LLM_DTYPE_Q8_0)
+    launch<LLM_DTYPE_Q8_0> (out, qkv, k_cache, v_cache, n_pos_device, 0,
+        max_pos, n_heads, n_kv_heads, head_dim, kv_stride, scale, window,
+        scratch, rope, s);
+  else
+    launch<LLM_DTYPE_F16> (out, qkv, k_cache, v_cache, n_pos_device, 0,
+        max_pos, n_heads, n_kv_heads, head_dim, kv_stride, scale, window,
+        scratch, rope, s);
   return TRUE;
 }

@@ -335,7 +335,8 @@ void llm_cuda_matrix_dequantize_f16 (guint16 * dst, const void *packed,
  * KV head h / (n_heads / n_kv_heads); scale 1/sqrt(head_dim).
  * @q: [n_heads * head_dim]; @out: [n_heads * head_dim];
  * @k, @v: position p at p * kv_stride elements, [n_kv_heads * head_dim]
- * each, of @kv_dtype (F32 or F16);
+ * each, of @kv_dtype (F32, F16, or Q8_0 as llm_cuda_kv_store() lays it
+ * out, @kv_stride then a multiple of 32);
  * @scratch: llm_cuda_attention_decode_scratch_bytes() of device memory,
  * zeroed before its first use (llm_cuda_memset) and left for the next
  * call as the kernels leave it (they keep counts in it).
@@ -372,12 +373,18 @@ size_t llm_cuda_attention_decode_at_scratch_bytes (guint n_heads,
  * new token's unrotated q|k|v row (q: n_heads * head_dim, then k and v:
  * n_kv_heads * head_dim each); q and k are rotated by the new position
  * (the count - 1) with @theta (@interleaved pairs or rotate-half), and k
- * and v written at that position of the caches. Only the F16 cache's fast
- * path does this (head_dim 64, 128 or 256, up to 8 query heads a KV head,
- * 16-byte aligned): FALSE, nothing launched, for anything else. @qkv
+ * and v written at that position of the caches. Only the fast path of the
+ * F16 and Q8_0 caches does this (head_dim 64, 128 or 256, up to 8 query
+ * heads a KV head, 16-byte aligned; Q8_0 @kv_stride a multiple of 64):
+ * FALSE, nothing launched, for anything else. @qkv
  * itself is not changed. The chunks are merged by the last block of each
  * KV head to finish, so no second kernel runs: @scratch keeps a count per
- * KV head between calls (zeroed once before the first). */
+ * KV head between calls (zeroed once before the first). The chunks that
+ * do not hold the new position load their first rows before they wait
+ * for the kernel before (programmatic dependent launch): rows other than
+ * the new one must not be written by anything queued since the last
+ * attention launch (a decode step writes only the new row;
+ * LLMASOS_CUDA_ATT_EARLY=0 turns this off). */
 gboolean llm_cuda_attention_decode_rope_at (float *out, const float *qkv,
     void *k_cache, void *v_cache, LlmDType kv_dtype,
     const gint32 * n_pos_device, guint max_pos, guint n_heads,
@@ -461,11 +468,19 @@ void llm_cuda_vector_add (float *x, const float *y, size_t n,
 
 /* Appends @n_tokens rows of keys @k and values @v (F32, @src_stride floats
  * apart, @kv_dim used) to one layer's cache (@kv_dtype F32 or F16, rows of
- * @kv_dim) at positions pos0 .. pos0 + n_tokens - 1; pos0 is read from
- * @pos0_device when that is not NULL. */
+ * @kv_dim; or Q8_0, @kv_dim a multiple of 32, rows of kv_dim int8 then
+ * kv_dim / 32 float scales, kernels/kv-q8_0.cuh) at positions pos0 ..
+ * pos0 + n_tokens - 1; pos0 is read from @pos0_device when that is not
+ * NULL. */
 void llm_cuda_kv_store (void *k_cache, void *v_cache, LlmDType kv_dtype,
     const float *k, const float *v, size_t src_stride, guint n_tokens,
     guint kv_dim, guint pos0, const gint32 * pos0_device,
+    LlmCudaStream * stream);
+/* Positions 0 .. @n_pos - 1 of one layer's Q8_0 caches @k / @v (rows of
+ * @stride elements, a multiple of 32) into the F16 caches @k16 / @v16 of
+ * the same stride: what the prefill attention reads. */
+void llm_cuda_kv_dequantize_f16 (guint16 * k16, guint16 * v16,
+    const void *k, const void *v, guint n_pos, guint stride,
     LlmCudaStream * stream);
 
 /* --- CUDA graphs --- */

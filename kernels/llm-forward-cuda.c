@@ -82,6 +82,8 @@ struct _LlmCudaKv
   guint len;
   void *k;                      /* [n_layers][n_ctx][kv_dim] */
   void *v;
+  guint16 *k16, *v16;           /* Q8_0: one layer widened to F16 for the
+                                 * prefill attention */
 };
 
 struct _LlmCudaCompute
@@ -123,27 +125,76 @@ static guint64 next_kv_id = 1;
 
 /* --- KV caches --- */
 
+/* Bytes a position of one layer's keys (or values) takes. */
+static gsize
+kv_row_bytes (LlmDType dtype, guint kv_dim)
+{
+  if (dtype == LLM_DTYPE_Q8_0)
+    return kv_dim + kv_dim / 32 * 4;    /* kernels/kv-q8_0.cuh */
+  return (gsize) kv_dim * (dtype == LLM_DTYPE_F32 ? 4 : 2);
+}
+
+/* The cache's dtype: LLMASOS_CUDA_KV_DTYPE (f32, f16, q8_0) where set,
+ * else F32 for F32 weights (the CPU's logits to 1e-6) and F16 for the
+ * others. FALSE for a name it does not know or a Q8_0 cache of rows that
+ * are not whole 32-blocks. */
+static gboolean
+kv_pick_dtype (const LlmCudaWeights * w, guint kv_dim, LlmDType * dtype,
+    GError ** error)
+{
+  const gchar *env = g_getenv ("LLMASOS_CUDA_KV_DTYPE");
+
+  *dtype = w->layers[0].wqkv.dtype == LLM_DTYPE_F32 ? LLM_DTYPE_F32 :
+      LLM_DTYPE_F16;
+  if (env == NULL || *env == '\0')
+    return TRUE;
+  if (g_ascii_strcasecmp (env, "f32") == 0)
+    *dtype = LLM_DTYPE_F32;
+  else if (g_ascii_strcasecmp (env, "f16") == 0)
+    *dtype = LLM_DTYPE_F16;
+  else if (g_ascii_strcasecmp (env, "q8_0") == 0)
+    *dtype = LLM_DTYPE_Q8_0;
+  else {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_INPUT,
+        "LLMASOS_CUDA_KV_DTYPE=%s: the KV cache is f32, f16 or q8_0", env);
+    return FALSE;
+  }
+  if (*dtype == LLM_DTYPE_Q8_0 && kv_dim % 32 != 0) {
+    g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED,
+        "a Q8_0 KV cache needs rows of whole 32-blocks; this model's "
+        "keys are %u wide", kv_dim);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 LlmCudaKv *
 llm_cuda_kv_new (const LlmCudaWeights * w, guint n_ctx, GError ** error)
 {
   const LlmHParams *hp = &w->hp;
   LlmCudaKv *kv = g_new0 (LlmCudaKv, 1);
-  guint64 bytes;
+  guint64 bytes, wide = 0;
 
   kv->id = g_atomic_pointer_add (&next_kv_id, 1);
   kv->device = w->device;
-  kv->dtype = w->layers[0].wqkv.dtype == LLM_DTYPE_F32 ? LLM_DTYPE_F32 :
-      LLM_DTYPE_F16;
   kv->n_layers = hp->n_layers;
   kv->kv_dim = hp->n_kv_heads * hp->head_dim;
   kv->n_ctx = n_ctx;
-  bytes = (guint64) kv->n_layers * n_ctx * kv->kv_dim *
-      (kv->dtype == LLM_DTYPE_F32 ? 4 : 2);
+  if (!kv_pick_dtype (w, kv->kv_dim, &kv->dtype, error)) {
+    g_free (kv);
+    return NULL;
+  }
+  bytes = (guint64) kv->n_layers * n_ctx * kv_row_bytes (kv->dtype,
+      kv->kv_dim);
+  if (kv->dtype == LLM_DTYPE_Q8_0)
+    wide = (guint64) n_ctx * kv->kv_dim * 2;
   if ((kv->k = llm_cuda_alloc (bytes, error)) == NULL ||
-      (kv->v = llm_cuda_alloc (bytes, error)) == NULL) {
+      (kv->v = llm_cuda_alloc (bytes, error)) == NULL ||
+      (wide > 0 && ((kv->k16 = llm_cuda_alloc (wide, error)) == NULL ||
+              (kv->v16 = llm_cuda_alloc (wide, error)) == NULL))) {
     g_prefix_error (error, "cannot make a KV cache of %u positions "
         "(%" G_GUINT64_FORMAT " MiB of keys and values, %s) on the GPU: ",
-        n_ctx, (2 * bytes) >> 20, llm_dtype_name (kv->dtype));
+        n_ctx, (2 * (bytes + wide)) >> 20, llm_dtype_name (kv->dtype));
     llm_cuda_kv_free (kv);
     return NULL;
   }
@@ -157,6 +208,8 @@ llm_cuda_kv_free (LlmCudaKv * kv)
     return;
   llm_cuda_free (kv->k);
   llm_cuda_free (kv->v);
+  llm_cuda_free (kv->k16);
+  llm_cuda_free (kv->v16);
   g_free (kv);
 }
 
@@ -181,8 +234,7 @@ llm_cuda_kv_dtype (const LlmCudaKv * kv)
 static gsize
 kv_layer_offset (const LlmCudaKv * kv, guint l)
 {
-  return (gsize) l * kv->n_ctx * kv->kv_dim * (kv->dtype == LLM_DTYPE_F32 ?
-      4 : 2);
+  return (gsize) l * kv->n_ctx * kv_row_bytes (kv->dtype, kv->kv_dim);
 }
 
 /* --- computes --- */
@@ -509,7 +561,7 @@ decode_attention (LlmCudaCompute * c, void *kc, void *vc, LlmDType kv_dtype,
           c->kv_dim, c->scale, 0, hp->rope_theta, interleaved,
           c->att_scratch, s))
     return;
-  if (c->fuse & FUSE_ROPE) {
+  if ((c->fuse & FUSE_ROPE) && kv_dtype != LLM_DTYPE_Q8_0) {
     llm_cuda_rope_kv_store_at (c->qkv, hp->n_heads, hp->n_kv_heads,
         hp->head_dim, kc, vc, kv_dtype, c->step + 1, hp->rope_theta,
         interleaved, s);
@@ -654,9 +706,18 @@ run_layers (LlmCudaCompute * c, LlmCudaKv * kv, guint n, guint pos0,
           interleaved, s);
       llm_cuda_kv_store (kc, vc, kv->dtype, k, v, c->qkv_dim, n, c->kv_dim,
           pos0, NULL, s);
-      llm_cuda_attention_prefill (c->att, c->qkv, c->qkv_dim, kc, vc,
-          kv->dtype, pos0, n, hp->n_heads, hp->n_kv_heads, hp->head_dim,
-          c->kv_dim, c->scale, 0, s);
+      if (kv->dtype == LLM_DTYPE_Q8_0) {
+        /* the prompt's queries see the rounded keys and values, as the
+         * decode steps after them do */
+        llm_cuda_kv_dequantize_f16 (kv->k16, kv->v16, kc, vc, pos0 + n,
+            c->kv_dim, s);
+        llm_cuda_attention_prefill (c->att, c->qkv, c->qkv_dim, kv->k16,
+            kv->v16, LLM_DTYPE_F16, pos0, n, hp->n_heads, hp->n_kv_heads,
+            hp->head_dim, c->kv_dim, c->scale, 0, s);
+      } else
+        llm_cuda_attention_prefill (c->att, c->qkv, c->qkv_dim, kc, vc,
+            kv->dtype, pos0, n, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+            c->kv_dim, c->scale, 0, s);
     }
     if (!project_add (c, c->x, &L->wo, c->att, c->xb, n, error))
       return FALSE;

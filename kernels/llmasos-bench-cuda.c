@@ -361,7 +361,10 @@ bench_attention_at (LlmDType kv_dtype, guint n_pos, guint max_pos,
           NULL}, NULL, max_pos, NULL };
   GError *error = NULL;
   gsize es = kv_dtype == LLM_DTYPE_F32 ? 4 : 2;
-  gsize row = (gsize) j.a.n_kv_heads * j.a.head_dim * es;
+  gsize kv_dim = (gsize) j.a.n_kv_heads * j.a.head_dim;
+  /* Q8_0: a byte an element and a float a 32-block (kv-q8_0.cuh); the
+   * bytes 0x3c make quants of 60 and scales of 0.0115 */
+  gsize row = kv_dtype == LLM_DTYPE_Q8_0 ? kv_dim + kv_dim / 8 : kv_dim * es;
   gint32 count = n_pos;
   gchar *name, *shape;
   double sec;
@@ -659,6 +662,9 @@ main (int argc, char **argv)
   bench_attention_at (LLM_DTYPE_F16, 128, 8192, s, copy_gbs);
   bench_attention_at (LLM_DTYPE_F16, 4096, 8192, s, copy_gbs);
   bench_attention_at (LLM_DTYPE_F16, 8192, 8192, s, copy_gbs);
+  bench_attention_at (LLM_DTYPE_Q8_0, 128, 8192, s, copy_gbs);
+  bench_attention_at (LLM_DTYPE_Q8_0, 4096, 8192, s, copy_gbs);
+  bench_attention_at (LLM_DTYPE_Q8_0, 8192, 8192, s, copy_gbs);
   bench_prefill (LLM_DTYPE_F16, 512, 0, s);
   bench_prefill (LLM_DTYPE_F16, 2048, 0, s);
   /* The forward pass's last 512-token block of a 2048-token prompt. */

@@ -6,7 +6,10 @@
  * 32 q / 8 kv x 128, Gemma 3 270M's 4 / 1 x 256, stories260K's 8 / 4 x 8,
  * plain multi-head x 64, odd head sizes), GQA ratios 1, 2 and 4, sliding
  * windows, scales other than 1/sqrt(head_dim), F32 and F16 caches (the CPU
- * gets the F16-rounded keys and values). Errors are measured as in
+ * gets the F16-rounded keys and values), and Q8_0 caches: the append
+ * kernel's rounding must equal core's Q8_0 bit for bit, its widening to
+ * F16 (for prefill) the F16 of each value, and decode_at over it the CPU's
+ * attention over the rounded values within 1e-5. Errors are measured as in
  * test-kernels-cuda.c: |got - want| / |m|, m = sum_p p_p |v_p| over the
  * positions a query sees. Bounds:
  *
@@ -382,6 +385,142 @@ GST_START_TEST (test_prefill)
 
 GST_END_TEST;
 
+/* --- the Q8_0 cache --- */
+
+/* Rows 0 .. @n_pos - 1 of the device Q8_0 cache @dcache (kv-q8_0.cuh:
+ * @stride int8 quants, then a float scale a block) against core's Q8_0
+ * rounding of @x, which must match it exactly; @x becomes the rounded
+ * values, as the attention sees them. */
+static void
+check_q8_0_cache (float *x, gconstpointer dcache, guint n_pos, gsize stride,
+    const gchar * what)
+{
+  gsize rb = stride + stride / 32 * 4, nb = stride / 32;
+  g_autofree guint8 *cache = g_malloc (rb * n_pos);
+  g_autofree LlmBlockQ8_0 *blocks = g_new (LlmBlockQ8_0, nb);
+
+  to_host (cache, dcache, rb * n_pos);
+  for (guint p = 0; p < n_pos; p++) {
+    const gint8 *q = (const gint8 *) (cache + p * rb);
+    const float *d = (const float *) (cache + p * rb + stride);
+
+    llm_quantize_row (LLM_DTYPE_Q8_0, x + p * stride, blocks, stride);
+    for (gsize b = 0; b < nb; b++) {
+      float want_d = llm_f16_to_f32 (blocks[b].d);
+
+      fail_unless (d[b] == want_d, "%s: position %u block %" G_GSIZE_FORMAT
+          " scale %g, core's %g", what, p, b, d[b], want_d);
+      for (guint j = 0; j < 32; j++) {
+        fail_unless (q[32 * b + j] == blocks[b].qs[j], "%s: position %u "
+            "element %" G_GSIZE_FORMAT " quant %d, core's %d", what, p,
+            32 * b + j, q[32 * b + j], blocks[b].qs[j]);
+        x[p * stride + 32 * b + j] = (float) q[32 * b + j] * d[b];
+      }
+    }
+  }
+}
+
+GST_START_TEST (test_decode_q8_0)
+{
+  static const struct
+  {
+    guint n_heads, n_kv_heads, head_dim, window;
+    float q_scale;
+  } shapes[] = {
+    {32, 8, 128, 0, 1.0f},      /* Llama-3-8B: the fast kernel */
+    {32, 8, 128, 0, 8.0f},
+    {4, 1, 256, 512, 2.0f},     /* fast, window */
+    {8, 4, 8, 0, 1.0f},         /* stories260K: the general kernel */
+    {6, 2, 96, 100, 1.0f},      /* general, window */
+  };
+  static const gint32 counts[] = { 1, 2, 31, 1000, 4097, 300 };
+  double worst = 0.0;
+
+  for (guint c = 0; c < G_N_ELEMENTS (shapes); c++) {
+    guint nh = shapes[c].n_heads, nkv = shapes[c].n_kv_heads;
+    guint hd = shapes[c].head_dim, window = shapes[c].window;
+    float scale = 1.0f / sqrtf ((float) hd);
+    gsize stride = (gsize) nkv * hd, nkvf = stride * MAX_POS;
+    gsize qn = (gsize) nh * hd, rb = stride + stride / 32 * 4;
+    g_autofree float *q = g_new (float, qn);
+    g_autofree float *k = g_new (float, nkvf);
+    g_autofree float *v = g_new (float, nkvf);
+    g_autofree float *want = g_new (float, qn);
+    g_autofree float *got = g_new (float, qn);
+    g_autofree float *scratch = g_new (float, MAX_POS);
+    g_autofree double *mag = g_new (double, qn);
+    g_autofree guint16 *k16 = g_new (guint16, nkvf);
+    g_autofree guint16 *v16 = g_new (guint16, nkvf);
+    g_autofree gchar *what = g_strdup_printf ("Q8_0 cache, %u/%u heads x%u",
+        nh, nkv, hd);
+    gpointer dsrc_k, dsrc_v, dk, dv, dk16, dv16, dq, dout, dscratch;
+    gint32 *dcount;
+
+    fill_random (k, nkvf, 1.0f);
+    fill_random (v, nkvf, 1.0f);
+    /* the append kernel rounds every position, in two calls */
+    dsrc_k = dev_from (k, nkvf * sizeof (float));
+    dsrc_v = dev_from (v, nkvf * sizeof (float));
+    dk = dev_alloc (rb * MAX_POS);
+    dv = dev_alloc (rb * MAX_POS);
+    llm_cuda_kv_store (dk, dv, LLM_DTYPE_Q8_0, dsrc_k, dsrc_v, stride, 1000,
+        stride, 0, NULL, stream);
+    llm_cuda_kv_store (dk, dv, LLM_DTYPE_Q8_0, (float *) dsrc_k + 1000
+        * stride, (float *) dsrc_v + 1000 * stride, stride, MAX_POS - 1000,
+        stride, 1000, NULL, stream);
+    check_q8_0_cache (k, dk, MAX_POS, stride, what);
+    check_q8_0_cache (v, dv, MAX_POS, stride, what);
+
+    /* widened to F16 for the prefill attention: the F16 of each value */
+    dk16 = dev_alloc (nkvf * 2);
+    dv16 = dev_alloc (nkvf * 2);
+    llm_cuda_kv_dequantize_f16 (dk16, dv16, dk, dv, MAX_POS, stride, stream);
+    to_host (k16, dk16, nkvf * 2);
+    to_host (v16, dv16, nkvf * 2);
+    for (gsize i = 0; i < nkvf; i++)
+      fail_unless (k16[i] == llm_f32_to_f16 (k[i])
+          && v16[i] == llm_f32_to_f16 (v[i]), "%s: element %" G_GSIZE_FORMAT
+          " widened to %g / %g, not %g / %g", what, i,
+          llm_f16_to_f32 (k16[i]), llm_f16_to_f32 (v16[i]), k[i], v[i]);
+
+    dq = dev_alloc (qn * sizeof (float));
+    dout = dev_alloc (qn * sizeof (float));
+    dcount = dev_alloc (sizeof (gint32));
+    dscratch = dev_zeroed (llm_cuda_attention_decode_at_scratch_bytes (nh,
+            hd, MAX_POS));
+    for (guint i = 0; i < G_N_ELEMENTS (counts); i++) {
+      guint np = counts[i];
+      g_autofree gchar *at = g_strdup_printf ("%s, count %u", what, np);
+
+      fill_random (q, qn, shapes[c].q_scale);
+      llm_attention_causal_strided (want, qn, q, qn, k, v, stride, 1, np - 1,
+          nh, nkv, hd, scale, window, scratch);
+      magnitude (mag, q, k, v, np - 1, nh, nkv, hd, stride, scale, window);
+      upload (dq, q, qn * sizeof (float));
+      set_count (dcount, counts[i]);
+      llm_cuda_attention_decode_at (dout, dq, dk, dv, LLM_DTYPE_Q8_0, dcount,
+          MAX_POS, nh, nkv, hd, stride, scale, window, dscratch, stream);
+      to_host (got, dout, qn * sizeof (float));
+      check_mag (got, want, mag, qn, 1e-5, &worst, at);
+    }
+    llm_cuda_free (dsrc_k);
+    llm_cuda_free (dsrc_v);
+    llm_cuda_free (dk);
+    llm_cuda_free (dv);
+    llm_cuda_free (dk16);
+    llm_cuda_free (dv16);
+    llm_cuda_free (dq);
+    llm_cuda_free (dout);
+    llm_cuda_free (dcount);
+    llm_cuda_free (dscratch);
+  }
+  g_print ("attention_decode_at: Q8_0 cache bit-identical to core's "
+      "rounding; worst error %.3g of the magnitude against the CPU over the "
+      "rounded keys and values (bound 1e-5)\n", worst);
+}
+
+GST_END_TEST;
+
 static Suite *
 cuda_attention_suite (void)
 {
@@ -396,6 +535,7 @@ cuda_attention_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_decode_at);
   tcase_add_test (tc, test_prefill);
+  tcase_add_test (tc, test_decode_q8_0);
   return s;
 }
 

@@ -67,7 +67,11 @@
  *   attention_decode_at, output within 1e-5 relative L2, q|k|v untouched,
  *   the v cache identical, the new k row within an F16 ulp (the count of
  *   differing elements printed), every other row unchanged; FALSE for an
- *   F32 cache and for heads of 8.
+ *   F32 cache and for heads of 8. The same with a Q8_0 cache ((32, 8,
+ *   128) and (6, 3, 256)) against rope_apply_at + kv_store +
+ *   attention_decode_at: output within 1e-4 (a quant of the new key may
+ *   differ by one where the two rotations round differently), the v
+ *   cache and every other k row byte for byte the same.
  *
  * - quantize_x + matvec_packed_quantized (x rounded to Q8_0 once into
  *   device memory), Q8_0 and Q4_0, 6144 x 4096, 4096 x 14336, 37 x 96,
@@ -130,10 +134,22 @@ check_mag_flips (const float *got, const float *want, const double *mag,
   double den, num = mag_sums (got, want, mag, n, what, &den), e;
 
   e = den > 0 ? sqrt (num / den) : sqrt (num);
-  fail_unless (num <= bound * bound * den + extra2,
-      "%s: error %.3g of the magnitude, above %.3g (+ %.3g for %g flipped "
-      "roundings of x)", what, e, bound,
-      den > 0 ? sqrt (extra2 / den) : sqrt (extra2), extra2 > 0 ? FLIPS : 0);
+  if (num > bound * bound * den + extra2) {
+    gsize w = 0, n_off = 0;
+
+    /* where it is off, for the reader of a failure */
+    for (gsize i = 0; i < n; i++) {
+      n_off += fabs ((double) got[i] - want[i]) > 1e-4 * mag[i];
+      if (fabs ((double) got[i] - want[i]) > fabs ((double) got[w] - want[w]))
+        w = i;
+    }
+    fail ("%s: error %.3g of the magnitude, above %.3g (+ %.3g for %g "
+        "flipped roundings of x); %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+        " outputs off by more than 1e-4 of theirs, the worst %" G_GSIZE_FORMAT
+        ": %.9g, not %.9g (magnitude %.3g)", what, e, bound,
+        den > 0 ? sqrt (extra2 / den) : sqrt (extra2), extra2 > 0 ? FLIPS : 0,
+        n_off, n, w, got[w], want[w], mag[w]);
+  }
   *worst = MAX (*worst, e);
 }
 
@@ -1148,6 +1164,100 @@ check_attention_rope (guint nh, guint nkv, guint hd, guint n_ctx,
   return n_diff;
 }
 
+/* The same for a Q8_0 cache (kv-q8_0.cuh): attention_decode_rope_at
+ * against rope_apply_at, kv_store and attention_decode_at. The new key
+ * is rotated by two kernels whose arithmetic may differ in the last bit,
+ * so its quants may differ by one; every other row, and the value row,
+ * must be the same bytes. Returns the new key quants that differ. */
+static gsize
+check_attention_rope_q8_0 (guint nh, guint nkv, guint hd, guint n_ctx,
+    float theta, gboolean il, gint32 count, gint32 * dcount, gint32 * dpos,
+    float *dscratch_a, float *dscratch_b)
+{
+  guint kv_dim = nkv * hd, q_dim = nh * hd, len = q_dim + 2 * kv_dim;
+  gsize rb = kv_dim + kv_dim / 32 * 4, bytes = rb * n_ctx;
+  gsize cache_n = (gsize) n_ctx * kv_dim;
+  gint32 pos = count - 1;
+  float scale = 1.0f / sqrtf ((float) hd);
+  g_autofree float *qkv = random_floats (len, 2.0f);
+  g_autofree float *kf = random_floats (cache_n, 1.5f);
+  g_autofree float *vf = random_floats (cache_n, 1.5f);
+  g_autofree guint8 *ka = g_malloc (bytes), *va = g_malloc (bytes);
+  g_autofree guint8 *kb = g_malloc (bytes), *vb = g_malloc (bytes);
+  g_autofree float *oa = g_new (float, q_dim);
+  g_autofree float *ob = g_new (float, q_dim);
+  g_autofree gchar *what = g_strdup_printf ("attention_decode_rope_at "
+      "Q8_0 %u/%u heads of %u, %s, count %d", nh, nkv, hd,
+      il ? "interleaved" : "rotate-half", count);
+  float *dqkv_a, *dqkv_b, *douta, *doutb, *dkf, *dvf;
+  gpointer dka, dva, dkb, dvb;
+  gsize n_diff = 0, row = (gsize) pos * rb;
+  double e;
+
+  dkf = dev_from (kf, cache_n * sizeof (float));
+  dvf = dev_from (vf, cache_n * sizeof (float));
+  dka = dev_alloc (bytes);
+  dva = dev_alloc (bytes);
+  dkb = dev_alloc (bytes);
+  dvb = dev_alloc (bytes);
+  llm_cuda_kv_store (dka, dva, LLM_DTYPE_Q8_0, dkf, dvf, kv_dim, n_ctx,
+      kv_dim, 0, NULL, stream);
+  llm_cuda_kv_store (dkb, dvb, LLM_DTYPE_Q8_0, dkf, dvf, kv_dim, n_ctx,
+      kv_dim, 0, NULL, stream);
+  dqkv_a = dev_from (qkv, len * sizeof (float));
+  dqkv_b = dev_from (qkv, len * sizeof (float));
+  douta = dev_nan (q_dim);
+  doutb = dev_nan (q_dim);
+  upload (dcount, &count, sizeof count);
+  upload (dpos, &pos, sizeof pos);
+
+  llm_cuda_rope_apply_at (dqkv_a, 1, len, nh + nkv, hd, dpos, theta, il,
+      stream);
+  llm_cuda_kv_store (dka, dva, LLM_DTYPE_Q8_0, dqkv_a + q_dim,
+      dqkv_a + q_dim + kv_dim, len, 1, kv_dim, 0, dpos, stream);
+  llm_cuda_attention_decode_at (douta, dqkv_a, dka, dva, LLM_DTYPE_Q8_0,
+      dcount, n_ctx, nh, nkv, hd, kv_dim, scale, 0, dscratch_a, stream);
+  fail_unless (llm_cuda_attention_decode_rope_at (doutb, dqkv_b, dkb, dvb,
+          LLM_DTYPE_Q8_0, dcount, n_ctx, nh, nkv, hd, kv_dim, scale, 0,
+          theta, il, dscratch_b, stream), "%s: declined", what);
+  to_host (oa, douta, q_dim * sizeof (float));
+  to_host (ob, doutb, q_dim * sizeof (float));
+  to_host (ka, dka, bytes);
+  to_host (va, dva, bytes);
+  to_host (kb, dkb, bytes);
+  to_host (vb, dvb, bytes);
+
+  e = rel_l2 (ob, oa, q_dim);
+  fail_unless (e <= 1e-4, "%s: output relative L2 %g from the unfused "
+      "kernels", what, e);
+  fail_unless (memcmp (vb, va, bytes) == 0, "%s: v cache differs", what);
+  fail_unless (memcmp (kb, ka, row) == 0 && memcmp (kb + row + rb,
+          ka + row + rb, bytes - row - rb) == 0,
+      "%s: a k cache row other than the new one changed", what);
+  for (guint i = 0; i < kv_dim; i++) {
+    gint qa = (gint8) ka[row + i], qb = (gint8) kb[row + i];
+    float da = ((float *) (ka + row + kv_dim))[i / 32];
+    float db = ((float *) (kb + row + kv_dim))[i / 32];
+
+    n_diff += qa != qb;
+    fail_unless (fabsf (qa * da - qb * db) <= 1.01f * MAX (da, db),
+        "%s: new k element %u is %d x %g, not %d x %g", what, i, qb, db, qa,
+        da);
+  }
+
+  llm_cuda_free (dkf);
+  llm_cuda_free (dvf);
+  llm_cuda_free (dqkv_a);
+  llm_cuda_free (dqkv_b);
+  llm_cuda_free (dka);
+  llm_cuda_free (dva);
+  llm_cuda_free (dkb);
+  llm_cuda_free (dvb);
+  llm_cuda_free (douta);
+  llm_cuda_free (doutb);
+  return n_diff;
+}
+
 GST_START_TEST (test_attention_decode_rope_at)
 {
   static const struct
@@ -1184,6 +1294,27 @@ GST_START_TEST (test_attention_decode_rope_at)
   g_print ("attention_decode_rope_at: %" G_GSIZE_FORMAT " of %"
       G_GSIZE_FORMAT " new k elements not bit-identical to "
       "rope_kv_store_at's\n", n_diff, n_checked);
+
+  /* the Q8_0 cache, Llama-3-8B's heads and the widest */
+  n_diff = n_checked = 0;
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c += 2) {
+    gsize sb = llm_cuda_attention_decode_at_scratch_bytes (cases[c].nh,
+        cases[c].hd, n_ctx);
+    float *sa = dev_zeroed (sb), *sbuf = dev_zeroed (sb);
+
+    for (guint il = 0; il < 2; il++)
+      for (guint p = 0; p < G_N_ELEMENTS (counts); p++) {
+        n_diff += check_attention_rope_q8_0 (cases[c].nh, cases[c].nkv,
+            cases[c].hd, n_ctx, cases[c].theta, il, counts[p], dcount, dpos,
+            sa, sbuf);
+        n_checked += cases[c].nkv * cases[c].hd;
+      }
+    llm_cuda_free (sa);
+    llm_cuda_free (sbuf);
+  }
+  g_print ("attention_decode_rope_at, Q8_0 cache: %" G_GSIZE_FORMAT " of %"
+      G_GSIZE_FORMAT " new k quants differ (by one) from rope_apply_at + "
+      "kv_store's\n", n_diff, n_checked);
 
   /* what it does not take: an F32 cache, heads of 8 */
   {

@@ -314,6 +314,65 @@ GST_START_TEST (test_prefill_matches_decode)
 
 GST_END_TEST;
 
+/* A cache rounded to Q8_0 (the CPU twin of the CUDA backend's Q8_0
+ * cache): prefill in chunks gives the logits of token-by-token steps, as
+ * with the unrounded cache (each key and value is rounded once, when it
+ * is appended, whatever the chunk); the logits move from the unrounded
+ * cache's; F16 rounding and rows that are not whole 32-blocks are
+ * refused. */
+GST_START_TEST (test_kv_rounding_q8_0)
+{
+  GArray *seq = long_sequence ();
+  guint n = seq->len, dim = model->hp.dim, nv = model->hp.n_vocab;
+  const gint32 *ids = &g_array_index (seq, gint32, 0);
+  gint32 next = 426;
+  g_autofree float *h = g_new (float, dim);
+  g_autofree float *l1 = g_new (float, nv), *lb = g_new (float, nv);
+  g_autofree float *lraw = g_new (float, nv);
+  g_autoptr (LlmCompute) c = llm_compute_new (model, 2);
+  g_autoptr (LlmKvCache) kv1 = llm_kv_cache_new (&model->hp, 256, NULL);
+  g_autoptr (LlmKvCache) kvb = llm_kv_cache_new (&model->hp, 256, NULL);
+  g_autoptr (LlmKvCache) kvr = llm_kv_cache_new (&model->hp, 256, NULL);
+  LlmHParams odd = model->hp;
+  LlmKvCache *kvo;
+  GError *err = NULL;
+  double num = 0.0, den = 0.0;
+
+  fail_unless (llm_kv_cache_set_rounding (kv1, LLM_DTYPE_Q8_0, &err), "%s",
+      err ? err->message : "");
+  fail_unless (llm_kv_cache_set_rounding (kvb, LLM_DTYPE_Q8_0, NULL));
+  for (guint i = 0; i < n; i++)
+    run_tokens (c, kv1, ids + i, 1, h, NULL);
+  run_tokens (c, kv1, &next, 1, h, l1);
+  for (guint t0 = 0; t0 < n; t0 += 7)
+    run_tokens (c, kvb, ids + t0, MIN (7, n - t0), h, NULL);
+  run_tokens (c, kvb, &next, 1, h, lb);
+  check_close_f32 (lb, l1, nv, 1e-5, "Q8_0-rounded cache, chunks of 7");
+  run_tokens (c, kvr, ids, n, h, NULL);
+  run_tokens (c, kvr, &next, 1, h, lraw);
+  for (guint i = 0; i < nv; i++) {
+    num += ((double) l1[i] - lraw[i]) * ((double) l1[i] - lraw[i]);
+    den += (double) lraw[i] * lraw[i];
+  }
+  g_print ("Q8_0-rounded KV cache: logits %.3g relative L2 from the "
+      "unrounded cache's after %u tokens\n", sqrt (num / den), n + 1);
+  fail_unless (sqrt (num / den) > 1e-3, "rounding the cache changed the "
+      "logits by only %g", sqrt (num / den));
+
+  fail_if (llm_kv_cache_set_rounding (kvr, LLM_DTYPE_F16, &err));
+  fail_unless (g_error_matches (err, LLM_ERROR, LLM_ERROR_UNSUPPORTED));
+  g_clear_error (&err);
+  odd.n_kv_heads = 3;           /* rows of 24 */
+  kvo = llm_kv_cache_new (&odd, 16, NULL);
+  fail_if (llm_kv_cache_set_rounding (kvo, LLM_DTYPE_Q8_0, &err));
+  fail_unless (strstr (err->message, "24") != NULL, "%s", err->message);
+  g_clear_error (&err);
+  llm_kv_cache_free (kvo);
+  g_array_unref (seq);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_truncate_and_rerun)
 {
   RefCase *rc = g_ptr_array_index (cases, 1);
@@ -455,6 +514,7 @@ forward_suite (void)
   tcase_add_test (tc, test_greedy);
   tcase_add_test (tc, test_prefill_matches_decode);
   tcase_add_test (tc, test_truncate_and_rerun);
+  tcase_add_test (tc, test_kv_rounding_q8_0);
   tcase_add_test (tc, test_errors);
   tcase_add_test (tc, test_kv_cache_too_large);
   tcase_add_test (tc, test_decode_speed);

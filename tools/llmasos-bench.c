@@ -66,6 +66,7 @@ static gchar *opt_pipeline = NULL;
 static gchar *opt_write_gguf = NULL;
 static gchar *opt_prompt = NULL;
 static gint64 opt_seed = 1;
+static gchar *opt_kv_dtype = NULL;
 
 static GOptionEntry entries[] = {
   {"arch", 'a', 0, G_OPTION_ARG_STRING, &opt_arch,
@@ -96,6 +97,9 @@ static GOptionEntry entries[] = {
       "Prompt of the --pipeline runs (default \"Once upon a time\")", "TEXT"},
   {"seed", 0, 0, G_OPTION_ARG_INT64, &opt_seed,
       "Seed of the random weights and tokens (default 1)", "N"},
+  {"kv-dtype", 0, 0, G_OPTION_ARG_STRING, &opt_kv_dtype,
+        "KV cache type: f16 or q8_0 (default: f16, f32 for f32 weights; "
+        "sets LLMASOS_CUDA_KV_DTYPE)", "TYPE"},
   {NULL}
 };
 
@@ -207,11 +211,18 @@ matrix_bytes (LlmDType dtype, guint rows, guint cols)
   return (double) b;
 }
 
-/* The KV cache's element size: F16 unless the weights are F32
- * (kernels/llm-forward-cuda.h). */
-static guint
+/* Bytes a KV cache element takes: --kv-dtype's (Q8_0: a byte, and a
+ * float scale a 32-block, kernels/kv-q8_0.cuh), else F16 unless the
+ * weights are F32 (kernels/llm-forward-cuda.c). */
+static double
 kv_bytes (LlmDType dtype)
 {
+  if (g_strcmp0 (opt_kv_dtype, "q8_0") == 0)
+    return 1.125;
+  if (g_strcmp0 (opt_kv_dtype, "f16") == 0)
+    return 2;
+  if (g_strcmp0 (opt_kv_dtype, "f32") == 0)
+    return 4;
   return dtype == LLM_DTYPE_F32 ? 4 : 2;
 }
 
@@ -448,9 +459,12 @@ bench_dtype (const LlmBackend * be, gint index, const Arch * arch,
   json_builder_add_double_value (b, t_make);
   json_builder_set_member_name (b, "logits_finite");
   json_builder_add_boolean_value (b, finite);
+  json_builder_set_member_name (b, "kv_bytes_per_element");
+  json_builder_add_double_value (b, kv_bytes (dtype));
 
-  g_print ("\n%s weights: %.2f GB on the device (made in %.2f s)%s\n",
-      llm_dtype_name (dtype), be->weights_bytes (r.w) / 1e9, t_make,
+  g_print ("\n%s weights: %.2f GB on the device (made in %.2f s), KV cache "
+      "%.3g bytes an element%s\n", llm_dtype_name (dtype),
+      be->weights_bytes (r.w) / 1e9, t_make, kv_bytes (dtype),
       finite ? "" : "  WARNING: logits not finite");
   json_builder_set_member_name (b, "prefill");
   json_builder_begin_array (b);
@@ -1014,6 +1028,17 @@ main (int argc, char **argv)
   dtypes = parse_dtypes (opt_dtypes ? opt_dtypes : "f16,bf16,q8_0,q4_0");
   prefill = parse_uints (opt_prefill ? opt_prefill : "512,2048", "--prefill");
   depths = parse_uints (opt_depths ? opt_depths : "128,4096", "--decode-depth");
+  if (opt_kv_dtype != NULL) {
+    if (g_strcmp0 (opt_kv_dtype, "f16") != 0
+        && g_strcmp0 (opt_kv_dtype, "q8_0") != 0
+        && g_strcmp0 (opt_kv_dtype, "f32") != 0) {
+      g_printerr ("llmasos-bench: --kv-dtype: '%s' is not f16, q8_0 or "
+          "f32\n", opt_kv_dtype);
+      return 2;
+    }
+    /* what the CUDA backend reads when it makes a cache */
+    g_setenv ("LLMASOS_CUDA_KV_DTYPE", opt_kv_dtype, TRUE);
+  }
   if (opt_device == NULL)
     opt_device = g_strdup ("cuda:0");
   if (opt_prompt == NULL)
