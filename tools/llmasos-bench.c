@@ -98,8 +98,8 @@ static GOptionEntry entries[] = {
   {"seed", 0, 0, G_OPTION_ARG_INT64, &opt_seed,
       "Seed of the random weights and tokens (default 1)", "N"},
   {"kv-dtype", 0, 0, G_OPTION_ARG_STRING, &opt_kv_dtype,
-        "KV cache type: f16 or q8_0 (default: f16, f32 for f32 weights; "
-        "sets LLMASOS_CUDA_KV_DTYPE)", "TYPE"},
+        "KV cache type: f16, q8_0 or f32 (default: f16, f32 for f32 "
+        "weights; sets LLMASOS_CUDA_KV_DTYPE)", "TYPE"},
   {NULL}
 };
 
