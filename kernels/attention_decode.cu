@@ -380,25 +380,25 @@ half8_to_float (const uint4 & r, float *f)
   }
 }
 
-/* A ring slot of the Q8_0 cache to floats: 8 quants (.x, .y) times the
- * scale of their block (.z). The int-to-float conversions run at a
- * quarter of the FP32 rate and bound the kernel at depth
- * (docs/benchmarks.md, "A Q8_0 KV cache"); widening by a byte permute
- * into a float's mantissa, the scale applied once a row, was written but
- * has not run on a GPU, so it is not here yet. */
-static __device__ __forceinline__ void
+/* A ring slot of the Q8_0 cache to floats: its 8 quants (.x, .y) as they
+ * are, the scale of their block (.z) returned, for the caller to apply
+ * once a row. A quant b is widened without an int-to-float conversion
+ * (a quarter of the FP32 rate, what bound the kernel at depth): b + 128
+ * is put by a byte permute into the low mantissa bits of 2^23, and
+ * 2^23 + 128 subtracted, both exact. */
+static __device__ __forceinline__ float
 q8x8_to_float (const uint4 & r, float *f)
 {
-  const char4 *c = (const char4 *) &r;
-  float d = __uint_as_float (r.z);
+  uint32_t w[2] = { r.x ^ 0x80808080u, r.y ^ 0x80808080u };
 
 #pragma unroll
   for (int i = 0; i < 2; i++) {
-    f[4 * i] = (float) c[i].x * d;
-    f[4 * i + 1] = (float) c[i].y * d;
-    f[4 * i + 2] = (float) c[i].z * d;
-    f[4 * i + 3] = (float) c[i].w * d;
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+      f[4 * i + j] = __uint_as_float (__byte_perm (w[i], 0x4b00u,
+              0x5440u | j)) - 8388736.0f;
   }
+  return __uint_as_float (r.z);
 }
 
 /* The decode step's RoPE and cache append, done by attention_decode_f16
@@ -780,10 +780,10 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
      * over the row's lanes. */
 #pragma unroll
     for (unsigned int u = 0; u < FAST_UNROLL; u++) {
-      float kf[8];
+      float kf[8], dk = 1.0f;
 
       if (Q8)
-        q8x8_to_float (slot[(2 * u) * FAST_THREADS], kf);
+        dk = q8x8_to_float (slot[(2 * u) * FAST_THREADS], kf);
       else
         half8_to_float (slot[(2 * u) * FAST_THREADS], kf);
 #pragma unroll
@@ -793,7 +793,8 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
 #pragma unroll
         for (unsigned int j = 0; j < 8; j++)
           a = fmaf (qf[h][j], kf[j], a);
-        s[u][h] = a;
+        /* (the lane's 8 quants share their block's scale) */
+        s[u][h] = Q8 ? a * dk : a;
       }
     }
 #pragma unroll
@@ -851,17 +852,20 @@ attention_decode_f16 (float *__restrict__ out, float *__restrict__ part_o,
     /* Values, weighted (zeros past the chunk). */
 #pragma unroll
     for (unsigned int u = 0; u < FAST_UNROLL; u++) {
-      float vf[8];
+      float vf[8], dv = 1.0f;
 
       if (Q8)
-        q8x8_to_float (slot[(2 * u + 1) * FAST_THREADS], vf);
+        dv = q8x8_to_float (slot[(2 * u + 1) * FAST_THREADS], vf);
       else
         half8_to_float (slot[(2 * u + 1) * FAST_THREADS], vf);
 #pragma unroll
-      for (unsigned int h = 0; h < G; h++)
+      for (unsigned int h = 0; h < G; h++) {
+        float p = Q8 ? s[u][h] * dv : s[u][h];
+
 #pragma unroll
         for (unsigned int j = 0; j < 8; j++)
-          o[h][j] = fmaf (s[u][h], vf[j], o[h][j]);
+          o[h][j] = fmaf (p, vf[j], o[h][j]);
+      }
     }
   }
   cp_async_wait<0> ();

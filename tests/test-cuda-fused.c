@@ -839,6 +839,19 @@ GST_START_TEST (test_matvec_split_rmsnorm)
         to_host (unf, dunf, rows * sizeof (float));
         llm_rmsnorm (xnorm, out, &nt, dim, EPS);
         reference (&ref, &wc, xnorm);
+        {
+          /* the three against each other, for the reader of a failure:
+           * which of the two GPU paths is off */
+          double den, e_gu = mag_sums (got, unf, ref.mag, rows, what, &den);
+          double e_gc = mag_sums (got, ref.want, ref.mag, rows, what, &den);
+          double e_uc = mag_sums (unf, ref.want, ref.mag, rows, what, &den);
+
+          if (e_gu > 1e-10 * den || e_gc > 1e-10 * den)
+            g_print ("%s: squared errors of the magnitude: scaled vs "
+                "unfused %.3g, scaled vs CPU %.3g, unfused vs CPU %.3g "
+                "(flips' allowance %.3g)\n", what, e_gu / den, e_gc / den,
+                e_uc / den, ref.flip2 / den);
+        }
         check_mag_flips (got, unf, ref.mag, rows, 1e-5, ref.flip2, &w_gpu,
             what);
         if (rows >= MIN_REL_N)
