@@ -59,7 +59,9 @@ struct _LlmBackend
   guint64 (*weights_bytes) (gpointer weights);
 
   /* --- KV caches --- */
-  gpointer (*kv_new) (gpointer weights, guint n_ctx, GError ** error);
+  /* @type: an LlmKvType (core/llm-forward.h) */
+  gpointer (*kv_new) (gpointer weights, guint n_ctx, gint type,
+      GError ** error);
   void (*kv_free) (gpointer kv);
   guint (*kv_len) (gpointer kv);
   void (*kv_truncate) (gpointer kv, guint len);

@@ -258,18 +258,37 @@ llm_compute_device_name (const LlmCompute * c)
 LlmKvCache *
 llm_compute_kv_cache_new (LlmCompute * c, guint n_ctx, GError ** error)
 {
+  return llm_compute_kv_cache_new_typed (c, n_ctx, LLM_KV_AUTO, error);
+}
+
+LlmKvCache *
+llm_compute_kv_cache_new_typed (LlmCompute * c, guint n_ctx, LlmKvType type,
+    GError ** error)
+{
   LlmKvCache *kv;
 
   g_return_val_if_fail (c != NULL && n_ctx > 0, NULL);
-  if (c->backend == NULL)
-    return llm_kv_cache_new (&c->hp, n_ctx, error);
+  if (c->backend == NULL) {
+    if (type == LLM_KV_F16) {
+      g_set_error (error, LLM_ERROR, LLM_ERROR_UNSUPPORTED, "an F16 KV "
+          "cache is made only on the GPU; the CPU's is f32 or q8_0");
+      return NULL;
+    }
+    kv = llm_kv_cache_new (&c->hp, n_ctx, error);
+    if (kv != NULL && type == LLM_KV_Q8_0 &&
+        !llm_kv_cache_set_rounding (kv, LLM_DTYPE_Q8_0, error)) {
+      llm_kv_cache_free (kv);
+      return NULL;
+    }
+    return kv;
+  }
   kv = g_new0 (LlmKvCache, 1);
   kv->backend = c->backend;
   kv->index = c->index;
   kv->n_layers = c->hp.n_layers;
   kv->kv_dim = c->kv_dim;
   kv->n_ctx = n_ctx;
-  kv->impl = c->backend->kv_new (c->weights, n_ctx, error);
+  kv->impl = c->backend->kv_new (c->weights, n_ctx, type, error);
   if (kv->impl == NULL) {
     g_free (kv);
     return NULL;

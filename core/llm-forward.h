@@ -13,6 +13,20 @@ typedef struct _LlmBackend LlmBackend;
 /* The key/value cache of one sequence (F32). */
 typedef struct _LlmKvCache LlmKvCache;
 
+/* What a cache holds (llm_compute_kv_cache_new_typed, llmencoder's
+ * kv-type): AUTO is the device's default (F32 on the CPU and for F32
+ * weights on the GPU, F16 for other weights on the GPU, or
+ * LLMASOS_CUDA_KV_DTYPE); F16 only on the GPU; Q8_0 as llama.cpp's
+ * `-ctk q8_0 -ctv q8_0`, on the CPU rounded the same way but kept as
+ * floats (llm_kv_cache_set_rounding: the values, not the memory). */
+typedef enum
+{
+  LLM_KV_AUTO = 0,
+  LLM_KV_F32,
+  LLM_KV_F16,
+  LLM_KV_Q8_0
+} LlmKvType;
+
 /* @n_ctx positions; LLM_ERROR_NO_MEMORY naming the size if it cannot be
  * allocated. */
 LlmKvCache *llm_kv_cache_new (const LlmHParams * hp, guint n_ctx,
@@ -68,6 +82,11 @@ const gchar *llm_compute_device_name (const LlmCompute * c);
  * same device (LLM_ERROR_MISMATCH otherwise). */
 LlmKvCache *llm_compute_kv_cache_new (LlmCompute * c, guint n_ctx,
     GError ** error);
+/* The same holding @type; LLM_ERROR_UNSUPPORTED naming the device where
+ * it cannot (F16 on the CPU; Q8_0 for rows that are not whole
+ * 32-blocks). */
+LlmKvCache *llm_compute_kv_cache_new_typed (LlmCompute * c, guint n_ctx,
+    LlmKvType type, GError ** error);
 /* Logits of @hidden (host; NULL on a device: the last forward's) into
  * @logits_out (host) or, on a device, into @logits_device (device memory
  * from the backend's alloc) when that is not NULL. */

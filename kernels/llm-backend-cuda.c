@@ -80,9 +80,9 @@ cuda_weights_new_random (const LlmHParams * hp, LlmDType dtype, gint index,
 }
 
 static gpointer
-cuda_kv_new (gpointer w, guint n_ctx, GError ** error)
+cuda_kv_new (gpointer w, guint n_ctx, gint type, GError ** error)
 {
-  return llm_cuda_kv_new (w, n_ctx, error);
+  return llm_cuda_kv_new (w, n_ctx, (LlmKvType) type, error);
 }
 
 static void

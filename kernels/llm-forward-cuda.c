@@ -134,21 +134,28 @@ kv_row_bytes (LlmDType dtype, guint kv_dim)
   return (gsize) kv_dim * (dtype == LLM_DTYPE_F32 ? 4 : 2);
 }
 
-/* The cache's dtype: LLMASOS_CUDA_KV_DTYPE (f32, f16, q8_0) where set,
- * else F32 for F32 weights (the CPU's logits to 1e-6) and F16 for the
- * others. FALSE for a name it does not know or a Q8_0 cache of rows that
- * are not whole 32-blocks. */
+/* The cache's dtype: @type where it is not AUTO, else
+ * LLMASOS_CUDA_KV_DTYPE (f32, f16, q8_0) where set, else F32 for F32
+ * weights (the CPU's logits to 1e-6) and F16 for the others. FALSE for a
+ * name it does not know or a Q8_0 cache of rows that are not whole
+ * 32-blocks. */
 static gboolean
-kv_pick_dtype (const LlmCudaWeights * w, guint kv_dim, LlmDType * dtype,
-    GError ** error)
+kv_pick_dtype (const LlmCudaWeights * w, guint kv_dim, LlmKvType type,
+    LlmDType * dtype, GError ** error)
 {
   const gchar *env = g_getenv ("LLMASOS_CUDA_KV_DTYPE");
 
   *dtype = w->layers[0].wqkv.dtype == LLM_DTYPE_F32 ? LLM_DTYPE_F32 :
       LLM_DTYPE_F16;
-  if (env == NULL || *env == '\0')
+  if (type == LLM_KV_F32)
+    *dtype = LLM_DTYPE_F32;
+  else if (type == LLM_KV_F16)
+    *dtype = LLM_DTYPE_F16;
+  else if (type == LLM_KV_Q8_0)
+    *dtype = LLM_DTYPE_Q8_0;
+  else if (env == NULL || *env == '\0')
     return TRUE;
-  if (g_ascii_strcasecmp (env, "f32") == 0)
+  else if (g_ascii_strcasecmp (env, "f32") == 0)
     *dtype = LLM_DTYPE_F32;
   else if (g_ascii_strcasecmp (env, "f16") == 0)
     *dtype = LLM_DTYPE_F16;
@@ -169,7 +176,8 @@ kv_pick_dtype (const LlmCudaWeights * w, guint kv_dim, LlmDType * dtype,
 }
 
 LlmCudaKv *
-llm_cuda_kv_new (const LlmCudaWeights * w, guint n_ctx, GError ** error)
+llm_cuda_kv_new (const LlmCudaWeights * w, guint n_ctx, LlmKvType type,
+    GError ** error)
 {
   const LlmHParams *hp = &w->hp;
   LlmCudaKv *kv = g_new0 (LlmCudaKv, 1);
@@ -180,7 +188,7 @@ llm_cuda_kv_new (const LlmCudaWeights * w, guint n_ctx, GError ** error)
   kv->n_layers = hp->n_layers;
   kv->kv_dim = hp->n_kv_heads * hp->head_dim;
   kv->n_ctx = n_ctx;
-  if (!kv_pick_dtype (w, kv->kv_dim, &kv->dtype, error)) {
+  if (!kv_pick_dtype (w, kv->kv_dim, type, &kv->dtype, error)) {
     g_free (kv);
     return NULL;
   }

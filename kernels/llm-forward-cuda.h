@@ -5,6 +5,7 @@
 
 #include <glib.h>
 #include "llm-cuda-weights.h"
+#include "llm-forward.h"
 
 G_BEGIN_DECLS
 
@@ -12,8 +13,10 @@ G_BEGIN_DECLS
  * F32 (the reference path), F16 otherwise. */
 typedef struct _LlmCudaKv LlmCudaKv;
 
+/* @type LLM_KV_AUTO: LLMASOS_CUDA_KV_DTYPE where set, else F32 for F32
+ * weights and F16 for the others. */
 LlmCudaKv *llm_cuda_kv_new (const LlmCudaWeights * w, guint n_ctx,
-    GError ** error);
+    LlmKvType type, GError ** error);
 void llm_cuda_kv_free (LlmCudaKv * kv);
 guint llm_cuda_kv_len (const LlmCudaKv * kv);
 void llm_cuda_kv_truncate (LlmCudaKv * kv, guint len);

@@ -36,6 +36,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_llm_encoder_debug);
 #define DEFAULT_N_THREADS 0
 #define DEFAULT_DEVICE "cpu"
 #define DEFAULT_CONTEXT_OVERFLOW GST_LLM_CONTEXT_OVERFLOW_ERROR
+#define DEFAULT_KV_TYPE LLM_KV_AUTO
 
 enum
 {
@@ -45,6 +46,7 @@ enum
   PROP_N_THREADS,
   PROP_ATTENTION,
   PROP_DEVICE,
+  PROP_KV_TYPE,
 };
 
 struct _GstLlmEncoder
@@ -58,6 +60,7 @@ struct _GstLlmEncoder
   guint n_threads;
   gchar *device;
   GstElement *attention;
+  LlmKvType kv_type;
 
   gint flushing;                /* atomic: unblocks a waiting chain */
   LlmCompute *compute;          /* created with the first prompt */
@@ -74,6 +77,29 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
 G_DEFINE_TYPE (GstLlmEncoder, gst_llm_encoder, GST_TYPE_LLM_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (llmencoder, "llmencoder", GST_RANK_NONE,
     GST_TYPE_LLM_ENCODER);
+
+#define GST_TYPE_LLM_KV_TYPE (gst_llm_kv_type_get_type ())
+static GType
+gst_llm_kv_type_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {LLM_KV_AUTO, "The device's default: F32 on the CPU and for F32 "
+          "weights on the GPU, F16 for other weights on the GPU", "auto"},
+    {LLM_KV_F32, "32-bit floats", "f32"},
+    {LLM_KV_F16, "16-bit floats (GPU only)", "f16"},
+    {LLM_KV_Q8_0, "8-bit blocks of 32 with a scale each, as llama.cpp's "
+          "-ctk q8_0 -ctv q8_0 (9/16 of F16's memory on the GPU; on the CPU "
+          "the same rounding, kept as floats)", "q8_0"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstLlmKvType", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
 
 #define GST_TYPE_LLM_CONTEXT_OVERFLOW (gst_llm_context_overflow_get_type ())
 static GType
@@ -231,7 +257,8 @@ gst_llm_encoder_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     seq->id = meta->rows[0].seq_id;
     seq->n_prompt = n;
     seq->owner = self;
-    seq->kv = llm_compute_kv_cache_new (self->compute, n_ctx, &err);
+    seq->kv = llm_compute_kv_cache_new_typed (self->compute, n_ctx,
+        self->kv_type, &err);
     ok = seq->kv != NULL && llm_compute_forward (self->compute, seq->kv,
         (const gint32 *) map.data, n, self->hidden, &err);
     gst_buffer_unmap (buf, &map);
@@ -402,6 +429,9 @@ gst_llm_encoder_set_property (GObject * object, guint prop_id,
       g_free (self->device);
       self->device = g_value_dup_string (value);
       break;
+    case PROP_KV_TYPE:
+      self->kv_type = g_value_get_enum (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -429,6 +459,9 @@ gst_llm_encoder_get_property (GObject * object, guint prop_id,
       break;
     case PROP_DEVICE:
       g_value_set_string (value, self->device);
+      break;
+    case PROP_KV_TYPE:
+      g_value_set_enum (value, self->kv_type);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -485,6 +518,12 @@ gst_llm_encoder_class_init (GstLlmEncoderClass * klass)
   g_object_class_install_property (gobject_class, PROP_DEVICE,
       gst_llm_element_device_param_spec (DEFAULT_DEVICE, "; the prompt's "
           "KV cache is made there, and llmdecoder (device=auto) follows"));
+  g_object_class_install_property (gobject_class, PROP_KV_TYPE,
+      g_param_spec_enum ("kv-type", "KV cache type",
+          "What each sequence's KV cache holds (f16: GPU only)",
+          GST_TYPE_LLM_KV_TYPE, DEFAULT_KV_TYPE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -496,6 +535,7 @@ gst_llm_encoder_class_init (GstLlmEncoderClass * klass)
       GST_DEBUG_FUNCPTR (gst_llm_encoder_change_state);
 
   gst_type_mark_as_plugin_api (GST_TYPE_LLM_CONTEXT_OVERFLOW, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_LLM_KV_TYPE, 0);
   GST_DEBUG_CATEGORY_INIT (gst_llm_encoder_debug, "llmencoder", 0,
       "LLM encoder (prefill)");
 }
@@ -520,6 +560,7 @@ gst_llm_encoder_init (GstLlmEncoder * self)
 
   self->context_length = DEFAULT_CONTEXT_LENGTH;
   self->context_overflow = DEFAULT_CONTEXT_OVERFLOW;
+  self->kv_type = DEFAULT_KV_TYPE;
   self->n_threads = DEFAULT_N_THREADS;
   self->device = g_strdup (DEFAULT_DEVICE);
 }

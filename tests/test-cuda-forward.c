@@ -14,7 +14,9 @@
  * - The F32 model with a Q8_0 KV cache: the greedy tokens of the CPU with
  *   its cache rounded the same way, logits within 5e-2 of its (more than
  *   1e-2 from the unrounded cache's), also with prefill in passes of 3;
- *   an unknown LLMASOS_CUDA_KV_DTYPE is an error.
+ *   an unknown LLMASOS_CUDA_KV_DTYPE is an error. Through the pipeline,
+ *   llmencoder device=cuda kv-type=q8_0 gives the tokens of device=cpu
+ *   kv-type=q8_0 and kv-type=f16 those of generate.json, every case.
  * - Errors: a device that does not exist, a malformed device string, and a
  *   KV cache larger than the GPU end in element errors that say so, and
  *   the last one names the sizes.
@@ -112,6 +114,42 @@ GST_END_TEST;
 GST_START_TEST (test_golden_cuda_queues)
 {
   check_golden ("queue !");
+}
+
+GST_END_TEST;
+
+/* llmencoder kv-type on the GPU: q8_0 generates the tokens of the CPU's
+ * kv-type=q8_0 (the same rounding, core's forward) for every
+ * generate.json case; f16 (F32 weights) those of generate.json. */
+GST_START_TEST (test_kv_type_cuda)
+{
+  GPtrArray *cases = llm_golden_cases ();
+  g_autofree gchar *q8_gpu = chain ("", "device=cuda kv-type=q8_0");
+  g_autofree gchar *q8_cpu = chain ("", "device=cpu kv-type=q8_0");
+  g_autofree gchar *f16 = chain ("", "device=cuda kv-type=f16");
+
+  for (guint i = 0; i < cases->len; i++) {
+    LlmGoldenCase *c = g_ptr_array_index (cases, i);
+    LlmRunResult *g = llm_run_pipeline (q8_gpu, c->prompt);
+    LlmRunResult *h = llm_run_pipeline (q8_cpu, c->prompt);
+    LlmRunResult *r = llm_run_pipeline (f16, c->prompt);
+
+    fail_unless (g->error == NULL && h->error == NULL, "case %u: %s / %s",
+        i, g->error, h->error);
+    fail_unless_equals_int (g->tokens->len, h->tokens->len);
+    for (guint t = 0; t < g->tokens->len; t++)
+      fail_unless (g_array_index (g->tokens, gint32, t) ==
+          g_array_index (h->tokens, gint32, t), "case %u, token %u: GPU "
+          "%d, CPU %d (kv-type=q8_0)", i, t, g_array_index (g->tokens,
+              gint32, t), g_array_index (h->tokens, gint32, t));
+    llm_check_golden (r, c, i);
+    llm_run_result_free (g);
+    llm_run_result_free (h);
+    llm_run_result_free (r);
+  }
+  g_print ("kv-type on the GPU: q8_0 as the CPU's q8_0, f16 as "
+      "generate.json, %u cases\n", cases->len);
+  g_ptr_array_unref (cases);
 }
 
 GST_END_TEST;
@@ -772,6 +810,7 @@ cuda_forward_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_golden_cuda);
   tcase_add_test (tc, test_golden_cuda_queues);
+  tcase_add_test (tc, test_kv_type_cuda);
   tcase_add_test (tc, test_logits_f32);
   tcase_add_test (tc, test_logits_long_prefill);
   tcase_add_test (tc, test_logits_kv_q8_0);

@@ -11,6 +11,7 @@
 #include "llm-model-file.h"
 #include "llm-vocab.h"
 #include "llm-caps.h"
+#include "llm-forward.h"
 
 static gchar *model_dir;
 
@@ -100,6 +101,95 @@ GST_END_TEST;
 GST_START_TEST (test_golden_queues)
 {
   check_golden ("queue !");
+}
+
+GST_END_TEST;
+
+/* llmencoder kv-type: q8_0 on the CPU generates the greedy tokens of
+ * core's forward over a Q8_0-rounded cache (llm_kv_cache_set_rounding),
+ * the loop first checked against generate.json with the F32 cache; f16
+ * on the CPU is an element error that says why. */
+static GArray *
+greedy_core (const LlmModelFile * mf, const GArray * prompt, guint n,
+    gboolean q8_0)
+{
+  g_autoptr (LlmCompute) c = llm_compute_new (mf, 1);
+  g_autoptr (LlmKvCache) kv = llm_compute_kv_cache_new_typed (c, 256,
+      q8_0 ? LLM_KV_Q8_0 : LLM_KV_F32, NULL);
+  g_autofree float *h = g_new (float, mf->hp.dim);
+  g_autofree float *l = g_new (float, mf->hp.n_vocab);
+  GArray *out = g_array_new (FALSE, FALSE, sizeof (gint32));
+  GError *err = NULL;
+  gint32 next;
+
+  fail_unless (kv != NULL);
+  fail_unless (llm_compute_forward (c, kv, &g_array_index (prompt, gint32,
+              0), prompt->len, h, &err), "%s", err ? err->message : "");
+  while (out->len < n) {
+    llm_compute_logits (c, h, l);
+    next = 0;
+    for (guint i = 1; i < mf->hp.n_vocab; i++)
+      next = l[i] > l[next] ? (gint32) i : next;
+    g_array_append_val (out, next);
+    fail_unless (llm_compute_forward (c, kv, &next, 1, h, &err), "%s",
+        err ? err->message : "");
+  }
+  return out;
+}
+
+GST_START_TEST (test_kv_type)
+{
+  GPtrArray *cases = llm_golden_cases ();
+  LlmGoldenCase *gc = g_ptr_array_index (cases, 0);
+  guint n = gc->greedy_ids->len, n_diff = 0;
+  GError *err = NULL;
+  LlmModelFile *mf = llm_model_file_load (model_dir, NULL, NULL, &err);
+  GArray *prompt, *f32, *q8;
+  gchar *desc;
+  LlmRunResult *r;
+
+  fail_unless (mf != NULL, "%s", err ? err->message : "");
+  prompt = llm_vocab_encode (mf->vocab, gc->prompt, -1, TRUE, &err);
+  fail_unless (prompt != NULL, "%s", err ? err->message : "");
+  f32 = greedy_core (mf, prompt, n, FALSE);
+  for (guint t = 0; t < n; t++)
+    fail_unless_equals_int (g_array_index (f32, gint32, t),
+        g_array_index (gc->greedy_ids, gint32, t));
+  q8 = greedy_core (mf, prompt, n, TRUE);
+  for (guint t = 0; t < n; t++)
+    n_diff += g_array_index (q8, gint32, t) != g_array_index (f32, gint32, t);
+
+  desc = g_strdup_printf ("appsrc name=src ! llmtokenizer model=\"%s\" ! "
+      "llmencoder kv-type=q8_0 ! llmdecoder max-tokens=%u ! llmsampler "
+      "name=sam temperature=0 ! llmdetokenizer ! appsink name=sink",
+      model_dir, n);
+  r = llm_run_pipeline (desc, gc->prompt);
+  fail_unless (r->error == NULL, "%s", r->error);
+  fail_unless (r->tokens->len > 0 && r->tokens->len <= n, "%u tokens",
+      r->tokens->len);
+  for (guint t = 0; t < r->tokens->len; t++)
+    fail_unless_equals_int (g_array_index (r->tokens, gint32, t),
+        g_array_index (q8, gint32, t));
+  g_print ("kv-type=q8_0: %u tokens as core's Q8_0-rounded forward; %u of "
+      "%u greedy tokens differ from the F32 cache's\n", r->tokens->len,
+      n_diff, n);
+  llm_run_result_free (r);
+  g_free (desc);
+
+  desc = g_strdup_printf ("appsrc name=src ! llmtokenizer model=\"%s\" ! "
+      "llmencoder kv-type=f16 device=cpu ! llmdecoder ! llmsampler ! "
+      "llmdetokenizer ! appsink name=sink", model_dir);
+  r = llm_run_pipeline (desc, gc->prompt);
+  fail_unless (r->error != NULL && strstr (r->error, "F16") != NULL &&
+      strstr (r->error, "GPU") != NULL, "%s", r->error);
+  llm_run_result_free (r);
+  g_free (desc);
+
+  g_array_unref (prompt);
+  g_array_unref (f32);
+  g_array_unref (q8);
+  llm_model_file_free (mf);
+  g_ptr_array_unref (cases);
 }
 
 GST_END_TEST;
@@ -461,6 +551,7 @@ elements_suite (void)
   tcase_add_test (tc, test_tokenizer_element_reference);
   tcase_add_test (tc, test_invalid_utf8);
   tcase_add_test (tc, test_logits_caps_device_variant);
+  tcase_add_test (tc, test_kv_type);
   return s;
 }
 

@@ -46,6 +46,7 @@
 #include "llm-backend-cuda.h"
 #include "llm-cuda.h"
 #include "llm-error.h"
+#include "llm-forward.h"
 #include "llm-gguf.h"
 #include "llm-model-file.h"
 #include "llm-vocab.h"
@@ -391,7 +392,7 @@ run_open (Run * r, guint n_ctx)
 {
   GError *error = NULL;
 
-  if ((r->kv = r->be->kv_new (r->w, n_ctx, &error)) == NULL
+  if ((r->kv = r->be->kv_new (r->w, n_ctx, LLM_KV_AUTO, &error)) == NULL
       || (r->c = r->be->compute_new (r->w, &error)) == NULL
       || (r->logits_dev = r->be->alloc (r->index,
               (gsize) r->hp->n_vocab * sizeof (float), &error)) == NULL)
